@@ -1,0 +1,18 @@
+"""Errors that reach the user as one line and exit status 2."""
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """A user mistake: a bad file or option. ``str(err)`` is the one line the user sees.
+
+    ``subject`` is the file path or ``--option`` at fault; ``fix`` says what to do about it.
+    """
+
+    def __init__(self, subject: str, problem: str, fix: str = ""):
+        self.subject = str(subject)
+        self.problem = problem
+        self.fix = fix
+        text = f"{self.subject}: {problem}"
+        if fix:
+            text += f" ({fix})"
+        super().__init__(text)

@@ -1,0 +1,41 @@
+"""A Tile: every input raster of one place, brought onto one grid and masked."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .georef import Georeference
+from .schemes import ClassScheme
+
+
+@dataclass
+class Tile:
+    """Co-registered inputs of one tile. Row 0 is north, column 0 is west.
+
+    Two grids cover the same extent (``georef.width_m`` x ``georef.height_m``):
+    - the analysis grid (H, W) at ``georef.gsd`` metres: heights, classes, validity;
+    - the image grid (Hi, Wi) at ``image_gsd``: the orthophoto at its own (finer or equal) resolution.
+    """
+
+    name: str
+    georef: Georeference
+    scheme: ClassScheme
+    valid: np.ndarray                    # (H, W) bool: False where every input is no-data
+    height: Optional[np.ndarray] = None  # (H, W) float32 nDSM, metres above ground; NaN = no data
+    ground: Optional[np.ndarray] = None  # (H, W) float32 terrain (DTM) relative to georef.elevation
+    classes: Optional[np.ndarray] = None  # (H, W) uint8 class ids of ``scheme``
+    rgb: Optional[np.ndarray] = None     # (Hi, Wi, 3) float32 sRGB in [0, 1]
+    nir: Optional[np.ndarray] = None     # (Hi, Wi) float32 near-infrared in [0, 1]
+    image_valid: Optional[np.ndarray] = None  # (Hi, Wi) bool
+    image_gsd: float = 0.0
+    sources: dict[str, str] = field(default_factory=dict)  # role -> file path
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.valid.shape
+
+    @property
+    def gsd(self) -> float:
+        return self.georef.gsd
