@@ -7,7 +7,7 @@ tile-local frame: x east, y north, z up, metres, origin at the tile centre.
 File form (``Scene.save`` / ``Scene.load``): one uncompressed ``.npz`` with these arrays
 
     format                   ()      str     "satforge.scene/1"
-    meta                     ()      str     JSON: georeference, scheme, generator, seed, provenance
+    meta                     ()      str     JSON: georeference, scheme, generator, seed, image_gsd, provenance
     voxels.coords            (N, 3)  int32   voxel indices (i east, j north, k up)
     voxels.size              ()      float64 voxel edge length, metres
     voxels.origin            (3,)    float64 position of the min corner of voxel (0, 0, 0)
@@ -123,6 +123,7 @@ class Scene:
     scheme: str
     generator: str
     seed: int
+    image_gsd: float  # spacing of the appearance surfels (orthophoto pixels), metres
     provenance: dict = field(default_factory=dict)  # e.g. {"height": "input", "classes": "heuristic"}
 
     def save(self, path: str | Path) -> None:
@@ -130,7 +131,7 @@ class Scene:
         from .atomic import atomic_path
 
         meta = {"georef": self.georef.to_dict(), "scheme": self.scheme, "generator": self.generator,
-                "seed": self.seed, "provenance": self.provenance}
+                "seed": self.seed, "image_gsd": self.image_gsd, "provenance": self.provenance}
         arrays = {"format": np.array(FORMAT), "meta": np.array(json.dumps(meta))}
         for name in ("coords", "colour", "class_id", "kind", "normal", "origin"):
             arrays[f"voxels.{name}"] = getattr(self.voxels, name)
@@ -161,4 +162,4 @@ class Scene:
             raise InputError(path, f"cannot read scene file: {exc}", "regenerate it") from None
         return cls(voxels=vox, splats=spl, georef=Georeference.from_dict(meta["georef"]),
                    scheme=meta["scheme"], generator=meta["generator"], seed=int(meta["seed"]),
-                   provenance=meta["provenance"])
+                   image_gsd=float(meta["image_gsd"]), provenance=meta["provenance"])

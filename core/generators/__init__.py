@@ -1,1 +1,38 @@
+"""Generator registry. Generators are looked up by name; ``default`` needs no weights."""
+from __future__ import annotations
 
+from typing import Callable
+
+from ..errors import InputError
+from .base import GenerateSettings, Generator, ProgressFn
+
+_FACTORIES: dict[str, Callable[[], Generator]] = {}
+
+
+def register_generator(name: str, factory: Callable[[], Generator]) -> None:
+    _FACTORIES[name] = factory
+
+
+def available_generators() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get_generator(name: str) -> Generator:
+    try:
+        return _FACTORIES[name]()
+    except KeyError:
+        raise InputError("--generator", f"unknown generator {name!r}",
+                         f"use one of: {', '.join(available_generators())}") from None
+
+
+def _default_factory() -> Generator:
+    # Imported lazily: torch loads only when a generator actually runs.
+    from .default import DefaultGenerator
+
+    return DefaultGenerator()
+
+
+register_generator("default", _default_factory)
+
+__all__ = ["GenerateSettings", "Generator", "ProgressFn", "available_generators", "get_generator",
+           "register_generator"]

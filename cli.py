@@ -1,0 +1,120 @@
+"""The command line: ``satforge generate ...`` (also ``python -m satforge``).
+
+User mistakes print one line and exit 2; internal failures exit 1 and name the log holding the
+traceback. Nothing is written before the inputs have been read and checked.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from . import __version__
+from .core.errors import InputError
+
+EXIT_USER, EXIT_INTERNAL = 2, 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints usage over several lines; our contract is one line.
+        raise InputError(self.prog, message, f"see '{self.prog} --help'")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .core.presets import available_presets
+    from .core.schemes import SCHEMES
+
+    parser = _Parser(prog="satforge", description="Satellite tiles to textured 3D meshes.")
+    parser.add_argument("--version", action="version", version=f"satforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    gen = sub.add_parser("generate", help="turn one tile into GLB / glTF / OBJ")
+    gen.add_argument("--rgb", type=Path, help="orthophoto (PNG, JPEG, TIFF/GeoTIFF)")
+    gen.add_argument("--height", type=Path, help="height raster: DSM or nDSM (GeoTIFF, 16-bit PNG)")
+    gen.add_argument("--dtm", type=Path, help="terrain model; with it, --height is a DSM")
+    gen.add_argument("--semantic", type=Path, help="land-cover map: class ids or palette colours")
+    gen.add_argument("--palette", default="openearthmap", choices=sorted(SCHEMES))
+    gen.add_argument("--gsd", type=float, help="metres per pixel, for files without georeference")
+    gen.add_argument("--height-scale", type=float, default=1.0, help="metres per unit of an integer height PNG")
+    gen.add_argument("--height-offset", type=float, default=0.0, help="metres added to integer heights")
+    gen.add_argument("--preset", default="game", help=f"{' | '.join(available_presets())} or a .toml file")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--formats", default="glb", help="comma list of glb, gltf, obj")
+    gen.add_argument("--generator", default="default")
+    gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    gen.add_argument("--progress", choices=["bar", "json", "none"], default=None,
+                     help="default: bar on a terminal, else none")
+    gen.add_argument("--save-scene", action="store_true", help="also write the scene model DIR/scene.npz")
+    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    conv = sub.add_parser("convert", help="turn a saved scene.npz into GLB / glTF / OBJ")
+    conv.add_argument("scene", type=Path)
+    conv.add_argument("--preset", default="game")
+    conv.add_argument("--formats", default="glb")
+    conv.add_argument("--progress", choices=["bar", "json", "none"], default=None)
+    conv.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def _formats(text: str) -> list[str]:
+    from .pipeline import FORMATS
+
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputError("--formats", f"unknown format {', '.join(bad) or '(none)'}",
+                         f"use a comma list of {', '.join(FORMATS)}")
+    return formats
+
+
+def _run(args: argparse.Namespace, progress) -> dict:
+    from .core.presets import load_preset
+    from .pipeline import GenerateJob, run_generate, run_convert
+
+    preset = load_preset(args.preset)
+    formats = _formats(args.formats)
+    if args.command == "convert":
+        return run_convert(args.scene, args.out, preset, formats, progress).to_dict()
+    from .core.inputs import InputFiles
+
+    files = InputFiles(rgb=args.rgb, height=args.height, dtm=args.dtm, semantic=args.semantic,
+                       palette=args.palette, gsd=args.gsd, height_scale=args.height_scale,
+                       height_offset=args.height_offset)
+    job = GenerateJob(files=files, out_dir=args.out, preset=preset, seed=args.seed, formats=formats,
+                      generator=args.generator, device=args.device, save_scene=args.save_scene)
+    return run_generate(job, progress).to_dict()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .core.progress import Progress
+
+    progress = None
+    try:
+        args = _parser().parse_args(argv)
+        mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
+        progress = Progress(mode)
+        report = _run(args, progress)
+    except InputError as err:
+        if progress is not None:
+            progress.finish("error", message=str(err))
+        print(f"satforge: error: {err}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("satforge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # an internal failure: keep the traceback for the bug report
+        log = Path(tempfile.gettempdir()) / f"satforge-error-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log.write_text(traceback.format_exc())
+        if progress is not None:
+            progress.finish("error", message=f"internal error: {err}", log=str(log))
+        print(f"satforge: internal error: {type(err).__name__}: {err} (traceback in {log})", file=sys.stderr)
+        return EXIT_INTERNAL
+    progress.finish("done", outputs=report["outputs"], report=json.loads(json.dumps(report)))
+    if progress.mode != "json":
+        print(f"satforge: wrote {', '.join(report['outputs'])} to {args.out} "
+              f"in {report['total_seconds']:.1f} s ({report['triangles']['total']} triangles)")
+    return 0

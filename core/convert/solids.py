@@ -1,0 +1,230 @@
+"""Columns -> the top surface of each kind's solid, and any top surface -> its closed solid.
+
+Grid corner (a, b) lies at (x0 + a*size, y0 + b*size). Masked cells that meet at a corner share
+its vertex when they are edge-connected around it; cells touching only diagonally get a vertex
+each, so every edge of the closed solid has exactly two faces. Faces are counter-clockwise seen
+from outside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..schemes import SurfaceKind
+from .columns import ColumnGrid, Columns
+
+CANOPY_ROUNDING = 1.5  # metres over which a canopy rounds off towards its rim
+
+
+@dataclass
+class Surface:
+    """The top of one kind's solid; its walls and underside follow from it (see ``close``).
+
+    Prism kinds get a vertical wall under every boundary edge, down to ``under``, and an
+    underside mirroring the top at ``under``. Canopies (``lens``) have no walls: their boundary
+    vertices are the rim, shared by the top and the underside.
+    """
+
+    kind: SurfaceKind
+    vertices: np.ndarray  # (V, 3) float64
+    faces: np.ndarray     # (F, 3) int64, counter-clockwise seen from above
+    under: np.ndarray     # (V,) float64 z of the underside below each vertex
+    class_id: np.ndarray  # (V,) uint8
+
+    @property
+    def lens(self) -> bool:
+        return self.kind == SurfaceKind.VEGETATION
+
+
+@dataclass
+class ClosedMesh:
+    vertices: np.ndarray  # (V, 3) float64
+    faces: np.ndarray     # (F, 3) int64
+    class_id: np.ndarray  # (V,) uint8
+    hidden: np.ndarray    # (F,) bool: underside faces
+
+
+@dataclass
+class CellCorners:
+    """The masked cells and the vertex of each of their corners."""
+
+    i: np.ndarray       # (n,) cell index east
+    j: np.ndarray       # (n,) cell index north
+    ids: np.ndarray     # (n, 4) vertex of the SW, SE, NE, NW corner
+    corner: np.ndarray  # (V, 2) grid corner (a, b) of each vertex
+
+
+def kind_surface(cols: Columns, grid: ColumnGrid) -> Surface:
+    if cols.kind == SurfaceKind.VEGETATION:
+        return lens_surface(cols, grid)
+    bottom = _flat_per_building(cols) if cols.kind == SurfaceKind.BUILDING else cols.bottom
+    return prism_surface(cols.kind, cols.mask, cols.top, bottom, cols.class_id, grid)
+
+
+def _flat_per_building(cols: Columns) -> np.ndarray:
+    # One flat underside per building: hidden anyway, and cheap to simplify.
+    labels, n = ndimage.label(cols.mask)
+    lows = ndimage.minimum(cols.bottom, labels, np.arange(1, n + 1))
+    return np.concatenate([[0.0], np.atleast_1d(lows)])[labels]
+
+
+def cell_corners(mask: np.ndarray) -> CellCorners:
+    p = np.pad(mask, 1)
+    sw, se, nw, ne = p[:-1, :-1], p[1:, :-1], p[:-1, 1:], p[1:, 1:]  # cells around each corner
+    used = sw | se | nw | ne
+    diagonal = (sw & ne & ~se & ~nw) | (se & nw & ~sw & ~ne)
+    primary = np.full(used.shape, -1, np.int64)
+    primary[used] = np.arange(used.sum())
+    extra = np.full(used.shape, -1, np.int64)
+    extra[diagonal] = used.sum() + np.arange(diagonal.sum())
+    # At a diagonal corner the cell north of it (its SW or SE corner) takes the extra vertex.
+    south = np.where(diagonal, extra, primary)
+    i, j = np.nonzero(mask)
+    ids = np.stack([south[i, j], south[i + 1, j], primary[i + 1, j + 1], primary[i, j + 1]], -1)
+    corner = np.concatenate([np.argwhere(used), np.argwhere(diagonal)])
+    return CellCorners(i, j, ids, corner)
+
+
+def _vertex_mean(cc: CellCorners, values: np.ndarray) -> np.ndarray:
+    """Mean over the cells sharing each vertex of a per-cell value."""
+    n = len(cc.corner)
+    flat = cc.ids.ravel()
+    return np.bincount(flat, np.repeat(values, 4), minlength=n) / np.bincount(flat, minlength=n)
+
+
+def _split_quads(ids: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Two counter-clockwise triangles per quad (SW, SE, NE, NW), cut along its flatter diagonal."""
+    sw, se, ne, nw = ids.T
+    along_sw_ne = (np.abs(z[sw] - z[ne]) <= np.abs(z[se] - z[nw]))[:, None]
+    a = np.where(along_sw_ne, np.stack([sw, se, ne], -1), np.stack([sw, se, nw], -1))
+    b = np.where(along_sw_ne, np.stack([sw, ne, nw], -1), np.stack([se, ne, nw], -1))
+    return np.concatenate([a, b])
+
+
+def prism_surface(kind: SurfaceKind, mask: np.ndarray, top: np.ndarray, bottom: np.ndarray,
+                  cls: np.ndarray, grid: ColumnGrid) -> Surface:
+    """Each corner at the mean height of the cells sharing it: roofs follow the column heights
+    while the walls under the boundary stay vertical."""
+    cc = cell_corners(mask)
+    xy = np.array([grid.x0, grid.y0]) + cc.corner * grid.size
+    z = _vertex_mean(cc, top[cc.i, cc.j])
+    vcls = np.zeros(len(cc.corner), np.uint8)
+    np.maximum.at(vcls, cc.ids.ravel(), np.repeat(cls[cc.i, cc.j], 4))
+    return Surface(kind, np.column_stack([xy, z]), _split_quads(cc.ids, z),
+                   _vertex_mean(cc, bottom[cc.i, cc.j]), vcls)
+
+
+@dataclass
+class LensPoints:
+    lattice: np.ndarray  # (P, 2) position in half-cell steps: corners even/even, centres odd/odd
+    point: np.ndarray    # (Q,) point of each (point, cell) pair: a point averages its cells
+    cell: np.ndarray     # (Q,) index into the masked cells
+    fans: np.ndarray     # (F, 3) top triangles, counter-clockwise from above
+
+
+def lens_surface(cols: Columns, grid: ColumnGrid) -> Surface:
+    """A rounded canopy: halfway between top and bottom on the rim, pulled towards the full
+    top and bottom by a quarter-circle profile of the distance to the rim."""
+    cc = cell_corners(cols.mask)
+    pts = _lens_points(cols.mask, cc)
+    n = len(pts.lattice)
+    top = _point_mean(pts, cols.top[cc.i, cc.j], n)
+    under = _point_mean(pts, cols.bottom[cc.i, cc.j], n)
+    u, v = pts.lattice.T
+    depth = _rim_distance(cols.mask, grid.size)[u, v] / CANOPY_ROUNDING
+    shape = np.sqrt(1 - (1 - np.minimum(depth, 1)) ** 2)  # 0 on the rim, 1 from CANOPY_ROUNDING in
+    half = (top + under) / 2
+    xy = np.array([grid.x0, grid.y0]) + pts.lattice * (grid.size / 2)
+    cls = np.zeros(n, np.uint8)
+    np.maximum.at(cls, pts.point, cols.class_id[cc.i, cc.j][pts.cell])
+    return Surface(cols.kind, np.column_stack([xy, half + (top - half) * shape]), pts.fans,
+                   half + (under - half) * shape, cls)
+
+
+def _lens_points(mask: np.ndarray, cc: CellCorners) -> LensPoints:
+    """Corners, cell centres and the midpoints of chords: inner cell sides whose two ends both
+    lie on the rim. Each cell is a fan around its centre, split at chord midpoints: a chord
+    would otherwise be an edge of both the top and the underside (four faces on one edge)."""
+    n_corner, n_cell = len(cc.corner), len(cc.i)
+    cell_of = np.full(np.add(mask.shape, 2), -1, np.int64)  # padded: -1 off the mask
+    cell_of[cc.i + 1, cc.j + 1] = np.arange(n_cell)
+    rim = np.bincount(cc.ids.ravel(), minlength=n_corner) < 4
+    east, north = cell_of[cc.i + 2, cc.j + 1], cell_of[cc.i + 1, cc.j + 2]
+    chord_e = (east >= 0) & rim[cc.ids[:, 1]] & rim[cc.ids[:, 2]]
+    chord_n = (north >= 0) & rim[cc.ids[:, 2]] & rim[cc.ids[:, 3]]
+    first_mid = n_corner + n_cell
+    mid_e = np.full(n_cell + 1, -1, np.int64)  # the extra last entry answers cell index -1
+    mid_e[:n_cell][chord_e] = first_mid + np.arange(chord_e.sum())
+    mid_n = np.full(n_cell + 1, -1, np.int64)
+    mid_n[:n_cell][chord_n] = first_mid + chord_e.sum() + np.arange(chord_n.sum())
+    south, west = cell_of[cc.i + 1, cc.j], cell_of[cc.i, cc.j + 1]
+    side_mid = np.stack([mid_n[south], mid_e[:n_cell], mid_n[:n_cell], mid_e[west]], -1)
+    centre = n_corner + np.arange(n_cell)
+    cells = np.arange(n_cell)
+    ij = np.column_stack([cc.i, cc.j])
+    lattice = np.concatenate([2 * cc.corner, 2 * ij + 1, 2 * ij[chord_e] + [2, 1], 2 * ij[chord_n] + [1, 2]])
+    me, mn = mid_e[:n_cell][chord_e], mid_n[:n_cell][chord_n]
+    point = np.concatenate([cc.ids.ravel(), centre, me, me, mn, mn])
+    cell = np.concatenate([np.repeat(cells, 4), cells, cells[chord_e], east[chord_e], cells[chord_n],
+                           north[chord_n]])
+    return LensPoints(lattice, point, cell, _fans(cc.ids, centre, side_mid))
+
+
+def _fans(ids: np.ndarray, centre: np.ndarray, side_mid: np.ndarray) -> np.ndarray:
+    """Triangles from each cell side (split at its midpoint where it has one) to the cell centre."""
+    tris = []
+    for s in range(4):
+        a, b, m = ids[:, s], ids[:, (s + 1) % 4], side_mid[:, s]
+        whole = m < 0
+        tris += [np.stack([a, b, centre], -1)[whole], np.stack([a, m, centre], -1)[~whole],
+                 np.stack([m, b, centre], -1)[~whole]]
+    return np.concatenate(tris)
+
+
+def _point_mean(pts: LensPoints, values: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(pts.point, values[pts.cell], minlength=n) / np.bincount(pts.point, minlength=n)
+
+
+def _rim_distance(mask: np.ndarray, size: float) -> np.ndarray:
+    """Distance, metres, from each half-cell lattice point to the nearest point off the canopy.
+
+    A lattice point is inside when every cell touching it is masked; the rim is then at 0.
+    """
+    p = np.pad(mask, 1)
+    u = np.arange(2 * mask.shape[0] + 1)
+    v = np.arange(2 * mask.shape[1] + 1)
+    lo_u, hi_u, lo_v, hi_v = (u + 1) // 2, u // 2 + 1, (v + 1) // 2, v // 2 + 1
+    inside = p[np.ix_(lo_u, lo_v)] & p[np.ix_(lo_u, hi_v)] & p[np.ix_(hi_u, lo_v)] & p[np.ix_(hi_u, hi_v)]
+    return ndimage.distance_transform_edt(np.pad(inside, 1), sampling=size / 2)[1:-1, 1:-1]
+
+
+def boundary_edges(faces: np.ndarray) -> np.ndarray:
+    """(B, 2) directed edges (a, b) of ``faces`` whose reverse (b, a) no face has."""
+    edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    n = int(faces.max()) + 1 if len(faces) else 0
+    key = edges[:, 0] * n + edges[:, 1]
+    reverse = edges[:, 1] * n + edges[:, 0]
+    return edges[~np.isin(reverse, key)]
+
+
+def close(surface: Surface) -> ClosedMesh:
+    """The closed solid under a top surface: walls (or a shared rim) and the hidden underside."""
+    top = surface.faces
+    n = len(surface.vertices)
+    rim = boundary_edges(top)
+    twin = np.ones(n, bool)
+    if surface.lens:
+        twin[rim[:, 0]] = False  # rim vertices are their own underside
+    under_id = np.arange(n)
+    under_id[twin] = n + np.arange(twin.sum())
+    a, b = rim[:, 0], rim[:, 1]
+    walls = [] if surface.lens else [np.stack([under_id[a], under_id[b], b], -1),
+                                     np.stack([under_id[a], b, a], -1)]
+    faces = np.concatenate([top, under_id[top][:, ::-1], *walls])
+    hidden = np.zeros(len(faces), bool)
+    hidden[len(top):2 * len(top)] = True
+    lower = np.column_stack([surface.vertices[:, :2], surface.under])[twin]
+    return ClosedMesh(np.concatenate([surface.vertices, lower]), faces,
+                      np.concatenate([surface.class_id, surface.class_id[twin]]), hidden)

@@ -1,0 +1,54 @@
+"""Progress reporting: a bar on a terminal, one JSON object per line for programs, or nothing."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+# Share of the whole run each stage takes (roughly, measured on a 256² tile); drives the overall %.
+STAGE_WEIGHTS = {"read": 0.10, "generate": 0.30, "mesh": 0.15, "unwrap": 0.05, "bake": 0.25, "export": 0.15}
+
+
+class Progress:
+    def __init__(self, mode: str = "none", stream: TextIO | None = None):
+        self.mode = mode
+        self.stream = stream or (sys.stdout if mode == "json" else sys.stderr)
+        self.start = time.perf_counter()
+        self._done_weight = 0.0
+        self._stage = ""
+
+    def begin(self, stage: str) -> None:
+        self._stage = stage
+        self.update(0.0, "")
+
+    def end(self, stage: str) -> None:
+        self.update(1.0, "done")
+        self._done_weight += STAGE_WEIGHTS.get(stage, 0.0)
+
+    def update(self, fraction: float, message: str) -> None:
+        """Fraction of the current stage done, and what is happening."""
+        overall = min(1.0, self._done_weight + STAGE_WEIGHTS.get(self._stage, 0.0) * fraction)
+        if self.mode == "json":
+            self._emit({"event": "progress", "stage": self._stage, "stage_progress": round(fraction, 3),
+                        "progress": round(overall, 3), "message": message, "elapsed": self.elapsed()})
+        elif self.mode == "bar":
+            filled = int(overall * 30)
+            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {overall * 100:5.1f}% "
+                              f"{self._stage:<8} {message[:30]:<30}")
+            self.stream.flush()
+
+    def finish(self, event: str, **fields) -> None:
+        """The last line: event 'done' (with outputs) or 'error' (with the message)."""
+        if self.mode == "json":
+            self._emit({"event": event, "elapsed": self.elapsed(), **fields})
+        elif self.mode == "bar":
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def elapsed(self) -> float:
+        return round(time.perf_counter() - self.start, 3)
+
+    def _emit(self, obj: dict) -> None:
+        self.stream.write(json.dumps(obj) + "\n")
+        self.stream.flush()

@@ -1,0 +1,129 @@
+"""The main job: input files -> scene -> meshes -> atlas -> baked texture -> files, with a report.
+
+Each stage is timed and its peak memory recorded; data flows forward only.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .core.atomic import write_bytes_atomic
+from .core.inputs import InputFiles, load_tile
+from .core.presets import Preset
+from .core.progress import Progress
+from .core.scene import Scene
+from .core.schemes import get_scheme
+from .exporters import export_scene
+
+FORMATS = ("glb", "gltf", "obj")
+
+
+@dataclass
+class GenerateJob:
+    files: InputFiles
+    out_dir: Path
+    preset: Preset
+    seed: int = 0
+    formats: Sequence[str] = ("glb",)
+    generator: str = "default"
+    device: str = "auto"
+    save_scene: bool = False
+
+
+@dataclass
+class Report:
+    stages: dict[str, dict] = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        total = round(sum(s["seconds"] for s in self.stages.values()), 3)
+        peak = max((s["peak_rss_mb"] for s in self.stages.values()), default=0)
+        return {"satforge": __version__, "total_seconds": total, "peak_rss_mb": peak,
+                "stages": self.stages, **self.data}
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux: the process' high-water mark so far.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _stage(report: Report, progress: Progress, name: str, work: Callable[[], object]):
+    progress.begin(name)
+    start = time.perf_counter()
+    result = work()
+    report.stages[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": _peak_rss_mb()}
+    progress.end(name)
+    return result
+
+
+def run_generate(job: GenerateJob, progress: Progress) -> Report:
+    """Run every stage; raises core.errors.InputError for user mistakes before writing anything."""
+    from .core.generators import GenerateSettings, available_generators, get_generator
+
+    report = Report()
+    if job.generator not in available_generators():
+        get_generator(job.generator)  # raises the one-line error naming the choices
+    tile = _stage(report, progress, "read", lambda: load_tile(job.files))
+    generator = get_generator(job.generator)  # imports torch: only once the inputs are known good
+    settings = GenerateSettings(seed=job.seed, device=job.device)
+    scene: Scene = _stage(report, progress, "generate",
+                          lambda: generator.generate(tile, settings, progress.update))
+    if job.save_scene:
+        scene.save(job.out_dir / "scene.npz")
+    report.data["inputs"] = tile.sources
+    _convert_and_export(scene, job.preset, job.out_dir, job.formats, report, progress)
+    return report
+
+
+def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequence[str],
+                progress: Progress) -> Report:
+    """The second half on its own: a saved scene.npz -> files."""
+    report = Report()
+    scene = _stage(report, progress, "read", lambda: Scene.load(scene_path))
+    report.data["inputs"] = {"scene": str(scene_path)}
+    _convert_and_export(scene, preset, out_dir, formats, report, progress)
+    return report
+
+
+def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Sequence[str],
+                        report: Report, progress: Progress) -> None:
+    textured = convert_scene(scene, preset, report, progress)
+    paths = _stage(report, progress, "export", lambda: export_scene(textured, out_dir, "scene", formats))
+    report.data.update({
+        "estimated": scene.provenance, "generator": scene.generator, "seed": scene.seed,
+        "preset": preset.name,
+        "tile": {"width_m": scene.georef.width_m, "height_m": scene.georef.height_m,
+                 "gsd": scene.georef.gsd, "crs": scene.georef.crs},
+        "triangles": {**{m.kind.label: int(len(m.faces)) for m in textured.meshes},
+                      "total": textured.triangle_count},
+        "texture": {"width": int(textured.atlas.shape[1]), "height": int(textured.atlas.shape[0]),
+                    "texels_per_metre": textured.extras["texels_per_metre"]},
+        "outputs": sorted(str(p.name) for ps in paths.values() for p in ps) + ["report.json"],
+    })
+    write_bytes_atomic(out_dir / "report.json", json.dumps(report.to_dict(), indent=2).encode())
+
+
+def convert_scene(scene: Scene, preset: Preset, report: Report, progress: Progress):
+    """Scene -> TexturedScene: mesh per kind, one atlas, baked albedo (stages mesh, unwrap, bake)."""
+    from .core.bake import bake_albedo
+    from .core.convert import scene_to_meshes
+    from .core.meshes import TexturedScene
+    from .core.unwrap import unwrap
+
+    area = scene.georef.width_m * scene.georef.height_m
+    meshes = _stage(report, progress, "mesh",
+                    lambda: scene_to_meshes(scene, preset.triangle_budget(area)))
+    atlas = _stage(report, progress, "unwrap", lambda: unwrap(
+        meshes, preset.texels_per_image_pixel / scene.image_gsd, preset.texel_budget(area)))
+    image = _stage(report, progress, "bake", lambda: bake_albedo(atlas, scene))
+    scheme = get_scheme(scene.scheme)
+    return TexturedScene(meshes=atlas.meshes, atlas=image, georef=scene.georef, scheme=scheme.name,
+                         class_names=scheme.names, feature_ids=preset.feature_ids,
+                         extras={"generator": scene.generator, "seed": scene.seed, "preset": preset.name,
+                                 "provenance": scene.provenance,
+                                 "texels_per_metre": round(atlas.texels_per_metre, 4)})
