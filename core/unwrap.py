@@ -1,21 +1,26 @@
 """UV unwrapping: our own planar charts, packed by xatlas into one atlas shared by all kinds.
 
-xatlas' own chart search takes minutes on a 40k-triangle heightfield, so charts are made here:
-faces are grouped by normal direction (up, down, or one of eight 45 degree azimuth bins), split
-into edge-connected components inside 32 m blocks (so no chart is huge), and every chart is
-projected onto its bin's plane. Those UVs, in metres, go to xatlas with ``use_input_mesh_uvs``,
-so xatlas only packs them (scaling metres by texels per metre).
+xatlas' own chart search takes minutes on a 40k-triangle heightfield, so charts are made here
+and xatlas only packs them (``use_input_mesh_uvs``, scaling metres by texels per metre):
 
-Every bin's projection keeps the triangles' counter-clockwise winding, and a face inside a bin
-is at most 45 degrees (up/down) or ~49 degrees (walls) off the projection axis, so no triangle
-flips and texel density varies by at most ~1.5x.
+1. Faces are binned by normal: up (nz > 0.7), down (nz < -0.7), else one of eight 45 degree
+   azimuth bins. Edge-connected faces of one bin (and visibility) form charts, cut by 32 m
+   blocks of the face centroids (roofs and ground in columns only) so no chart is huge; the few
+   faces a block border cuts off join a neighbouring chart instead of costing a padded chart each.
+2. Every chart is projected orthographically onto a plane: its own mean plane when all its faces
+   are within ~25 degrees of it (a flat roof, wall or slope keeps its true size), else its bin's
+   plane: (x, y) for up, (x, -y) for down (mirrored so downward faces stay counter-clockwise),
+   and for azimuth bin angle a: (-sin a * x + cos a * y, z). Every face is then at most ~49
+   degrees off the projection axis: no triangle flips, and texel density varies by at most 1.5x.
+3. Vertices are split per chart, so normals (area-weighted within the chart) are sharp at chart
+   seams: roof/wall edges are sharp, a rounded canopy is smooth inside its charts.
 
 UV convention (glTF, as ``TexturedMesh`` says): (0, 0) is the top-left of the image. Texel
 (row r, column c) of the atlas covers u in [c/W, (c+1)/W], v in [r/H, (r+1)/H]. xatlas works in
 that convention already (its v grows with the image row), so its UVs are used unchanged.
 
 Hidden faces (undersides) get no chart: all their vertices map to the centre of one tiny
-reserved chart, so they cost about one padded texel in total and have zero UV area.
+reserved chart, so together they cost one padded texel and have zero UV area.
 """
 from __future__ import annotations
 
@@ -30,6 +35,9 @@ from .meshes import KindMesh, TexturedMesh
 
 BLOCK_M = 32.0          # chart size limit: charts never span two cells of this size
 UP_NZ = 0.7             # |normal z| above this projects from above (or below)
+PLANE_COS = 0.9         # a chart whose faces all lie within acos(0.9) ~ 25 degrees of its mean normal
+                        # is projected onto its own plane instead of its bin's
+MIN_CHART_FACES = 16    # smaller pieces cut off by block borders join a neighbouring chart
 UTILIZATION = 0.75      # expected share of atlas texels that charts cover, to size the atlas
 SIDE_FACTOR = 1.5       # an atlas side may reach this times sqrt(max_texels)
 MAX_PACKS = 6           # repacks allowed while shrinking texels per metre to fit the budget
@@ -50,8 +58,8 @@ class _Charted:
     """One KindMesh split along chart seams, before packing."""
 
     src: np.ndarray       # (V,) index of each split vertex in the KindMesh
-    faces: np.ndarray     # (F,) x 3 split-vertex indices, same face order as the KindMesh
-    uvs: np.ndarray       # (V, 2) float32 planar projection, metres
+    faces: np.ndarray     # (F, 3) split-vertex indices, same face order as the KindMesh
+    uvs: np.ndarray       # (V, 2) float32 planar projection, metres, each chart moved apart
     normals: np.ndarray   # (V, 3) float32 unit, averaged within the vertex's chart
     hidden: np.ndarray    # (F,) bool
     visible_area: float   # m^2
@@ -63,9 +71,13 @@ def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-30)
+
+
 def _normal_bins(normals: np.ndarray) -> np.ndarray:
     """(F,) int bin per face: UP, DOWN, or 2 + nearest 45 degree azimuth of the normal."""
-    unit = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+    unit = _unit(normals)
     azimuth = np.arctan2(unit[:, 1], unit[:, 0])
     bins = 2 + np.round(azimuth / (np.pi / 4)).astype(np.int64) % 8
     bins[unit[:, 2] > UP_NZ] = UP
@@ -73,40 +85,104 @@ def _normal_bins(normals: np.ndarray) -> np.ndarray:
     return bins
 
 
-def _chart_ids(vertices: np.ndarray, faces: np.ndarray, bins: np.ndarray,
-               hidden: np.ndarray) -> np.ndarray:
-    """(F,) chart id per face: edge-connected faces sharing bin, visibility and block."""
-    n_faces = len(faces)
-    block = np.floor(vertices.astype(np.float64)[faces].mean(1) / BLOCK_M).astype(np.int64)
-    block -= block.min(0, initial=0)
-    group = np.ravel_multi_index((bins, hidden, *block.T), (10, 2, *(block.max(0, initial=0) + 1)))
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64), axis=1)
+def _face_links(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of faces sharing an edge."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
     key = edges[:, 0] * (int(faces.max(initial=0)) + 1) + edges[:, 1]
     order = np.argsort(key, kind="stable")
     # Consecutive equal keys are the same edge; chaining them links every face on that edge.
     same = key[order[1:]] == key[order[:-1]]
-    f1, f2 = order[:-1][same] // 3, order[1:][same] // 3
-    keep = group[f1] == group[f2]
-    graph = coo_matrix((np.ones(keep.sum(), np.int8), (f1[keep], f2[keep])), shape=(n_faces, n_faces))
+    return order[:-1][same] // 3, order[1:][same] // 3
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) connected component label of each node of the undirected graph with edges a-b."""
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
 
-def _project(points: np.ndarray, bins: np.ndarray) -> np.ndarray:
-    """(N, 2) planar UVs in metres of points in charts of the given bins; keeps CCW winding."""
-    x, y, z = points.astype(np.float64).T
-    angle = (bins - 2) * (np.pi / 4)
-    uv = np.column_stack([-np.sin(angle) * x + np.cos(angle) * y, z])
-    up, down = bins == UP, bins == DOWN
-    uv[up] = np.column_stack([x[up], y[up]])
-    uv[down] = np.column_stack([-x[down], y[down]])  # mirrored so a downward face stays CCW
-    return uv
+def _merge_slivers(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Merge charts under MIN_CHART_FACES faces into an edge-adjacent chart of the same bin.
+
+    Block borders cut components along a staircase of face centroids, which can leave a few faces
+    cut off; each would cost a padded chart. ``a``-``b`` links only faces of one bin and
+    visibility, so any neighbour is a valid host. A chart merges only into a bigger one (ties:
+    lower label), so merges form chains, never cycles.
+    """
+    size = np.bincount(labels)
+    la, lb = np.concatenate([labels[a], labels[b]]), np.concatenate([labels[b], labels[a]])
+    bigger = (size[lb] > size[la]) | ((size[lb] == size[la]) & (lb < la))
+    pick = bigger & (size[la] < MIN_CHART_FACES)
+    la, lb = la[pick], lb[pick]
+    order = np.lexsort((-lb, size[lb], la))  # per small chart, its biggest neighbour comes last
+    host = np.arange(len(size))
+    host[la[order]] = lb[order]
+    while not np.array_equal(host[host], host):
+        host = host[host]
+    return np.unique(host[labels], return_inverse=True)[1]
+
+
+def _chart_ids(vertices: np.ndarray, faces: np.ndarray, bins: np.ndarray,
+               hidden: np.ndarray) -> np.ndarray:
+    """(F,) chart id per face: edge-connected faces sharing bin, visibility and block."""
+    surface = bins * 2 + hidden
+    corner = vertices.min(0) if len(vertices) else np.zeros(3)
+    block = np.floor((vertices.astype(np.float64)[faces].mean(1) - corner) / BLOCK_M).astype(np.int64)
+    block[bins <= DOWN, 2] = 0  # roofs and ground are cut into columns, never by height
+    group = np.ravel_multi_index((surface, *block.T), (20, *(block.max(0, initial=0) + 1)))
+    a, b = _face_links(faces)
+    same_surface = surface[a] == surface[b]
+    a, b = a[same_surface], b[same_surface]
+    same_block = group[a] == group[b]
+    return _merge_slivers(_components(len(faces), a[same_block], b[same_block]), a, b)
+
+
+def _chart_frames(face_normals: np.ndarray, charts: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """(C, 2, 3) orthonormal tangents (t1, t2) with t1 x t2 = the chart's projection normal."""
+    n_charts = int(charts.max(initial=-1)) + 1
+    mean = _unit(np.column_stack([np.bincount(charts, face_normals[:, k], n_charts) for k in range(3)]))
+    unit = _unit(face_normals)
+    # Degenerate faces (no normal) do not veto a chart's own plane.
+    cos = np.where(np.any(unit != 0, axis=1), (unit * mean[charts]).sum(1), 1.0)
+    flat = np.ones(n_charts)
+    np.minimum.at(flat, charts, cos)
+    chart_bin = np.zeros(n_charts, np.int64)
+    chart_bin[charts] = bins
+    angle = (chart_bin - 2) * (np.pi / 4)
+    axis = np.column_stack([np.cos(angle), np.sin(angle), np.zeros(n_charts)])
+    axis[chart_bin == UP] = [0, 0, 1]
+    axis[chart_bin == DOWN] = [0, 0, -1]
+    normal = np.where((flat >= PLANE_COS)[:, None], mean, axis)
+    # Walls keep v vertical (t2 = up along the wall); roofs and ground keep u along x.
+    wall = (chart_bin > DOWN)[:, None]
+    ref = np.where(wall, [0.0, 0.0, 1.0], [1.0, 0.0, 0.0])
+    along = _unit(ref - (ref * normal).sum(1, keepdims=True) * normal)
+    t1 = np.where(wall, np.cross(along, normal), along)
+    t2 = np.where(wall, along, np.cross(normal, along))
+    return np.stack([t1, t2], 1)
+
+
+def _stage(uvs: np.ndarray, vertex_chart: np.ndarray) -> np.ndarray:
+    """Move every chart into its own cell of a grid, so no two charts share a UV point.
+
+    xatlas welds vertices with equal UVs into one chart, which would undo the chart split where
+    neighbouring charts share a projection (blocks of one bin). It packs from scratch anyway.
+    """
+    n = int(vertex_chart.max(initial=-1)) + 1
+    lo = np.full((n, 2), np.inf)
+    hi = np.full((n, 2), -np.inf)
+    np.minimum.at(lo, vertex_chart, uvs)
+    np.maximum.at(hi, vertex_chart, uvs)
+    cell = float((hi - lo).max(initial=0)) + 1.0
+    cols = max(1, int(np.ceil(np.sqrt(n))))
+    corner = np.column_stack([np.arange(n) % cols, np.arange(n) // cols]) * cell
+    return uvs - lo[vertex_chart] + corner[vertex_chart]
 
 
 def _vertex_normals(faces: np.ndarray, face_normals: np.ndarray, n_vertices: int) -> np.ndarray:
     """(V, 3) float32 unit area-weighted normals; split vertices make them sharp at seams."""
-    corner = faces.ravel()
     weights = np.repeat(face_normals, 3, axis=0)
-    summed = np.column_stack([np.bincount(corner, weights[:, k], n_vertices) for k in range(3)])
+    summed = np.column_stack([np.bincount(faces.ravel(), weights[:, k], n_vertices) for k in range(3)])
     length = np.linalg.norm(summed, axis=1, keepdims=True)
     return np.where(length > 0, summed / np.maximum(length, 1e-30), [0.0, 0.0, 1.0]).astype(np.float32)
 
@@ -123,67 +199,64 @@ def _chart(mesh: KindMesh) -> _Charted:
     keys, new_faces = np.unique(np.repeat(charts, 3) * n_src + faces.ravel(), return_inverse=True)
     new_faces = new_faces.reshape(-1, 3)
     src, vertex_chart = keys % n_src, keys // n_src
-    chart_bin = np.zeros(charts.max(initial=-1) + 1, np.int64)
-    chart_bin[charts] = bins
-    return _Charted(
-        src=src, faces=new_faces,
-        uvs=_project(mesh.vertices[src], chart_bin[vertex_chart]).astype(np.float32),
-        normals=_vertex_normals(new_faces, face_normals, len(src)), hidden=hidden,
-        visible_area=float(np.linalg.norm(face_normals[~hidden], axis=1).sum() / 2))
+    frame = _chart_frames(face_normals, charts, bins)[vertex_chart]       # (V, 2, 3)
+    uvs = (frame @ mesh.vertices[src].astype(np.float64)[:, :, None])[:, :, 0]
+    return _Charted(src=src, faces=new_faces, uvs=_stage(uvs, vertex_chart).astype(np.float32),
+                    normals=_vertex_normals(new_faces, face_normals, len(src)), hidden=hidden,
+                    visible_area=float(np.linalg.norm(face_normals[~hidden], axis=1).sum() / 2))
 
 
 def _visible_part(charted: _Charted) -> tuple[np.ndarray, np.ndarray]:
-    """(vertex ids used by visible faces, visible faces re-indexed into that list)."""
+    """(split-vertex ids used by visible faces, visible faces re-indexed into that list)."""
     used, local = np.unique(charted.faces[~charted.hidden], return_inverse=True)
     return used, local.reshape(-1, 3)
 
 
 def _pack(meshes: list[KindMesh], charted: list[_Charted], tpm: float,
           padding: int) -> tuple[xatlas.Atlas, list[int], int]:
-    """Pack all visible charts (plus the reserved hidden-face chart) with xatlas.
+    """Pack all visible charts, plus the reserved hidden-face chart, with xatlas.
 
     Returns the atlas, each mesh's xatlas mesh index (-1 when it has no visible face) and the
-    index of the reserved chart's mesh (-1 when no face is hidden).
+    reserved chart's mesh index (-1 when no face is hidden).
     """
     atlas = xatlas.Atlas()
-    index = []
+    index, added = [], 0
     for mesh, c in zip(meshes, charted):
         used, local = _visible_part(c)
-        if len(local) == 0:
-            index.append(-1)
-            continue
-        index.append(len(index) - index.count(-1))
-        atlas.add_mesh(np.ascontiguousarray(mesh.vertices[c.src[used]], np.float32),
-                       local.astype(np.uint32), c.normals[used], c.uvs[used])
+        index.append(added if len(local) else -1)
+        if len(local):
+            atlas.add_mesh(np.ascontiguousarray(mesh.vertices[c.src[used]], np.float32),
+                           local.astype(np.uint32), None, c.uvs[used])
+            added += 1
     reserved = -1
     if any(c.hidden.any() for c in charted):
         # A right triangle one texel across: xatlas gives it a padded spot of its own.
         tri = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32) / np.float32(tpm)
-        reserved = len(index) - index.count(-1)
         atlas.add_mesh(tri, np.array([[0, 1, 2]], np.uint32), None, np.ascontiguousarray(tri[:, :2]))
+        reserved = added
     chart_options = xatlas.ChartOptions()
     chart_options.use_input_mesh_uvs = True
     pack_options = xatlas.PackOptions()
     pack_options.padding = padding
     pack_options.texels_per_unit = tpm
     pack_options.bilinear = True
-    pack_options.rotate_charts = True
-    atlas.generate(chart_options, pack_options)
+    pack_options.rotate_charts = False  # xatlas "rotates" by transposing: a mirror that flips winding
+    if added or reserved >= 0:  # xatlas refuses to pack nothing
+        atlas.generate(chart_options, pack_options)
     return atlas, index, reserved
 
 
 def _textured(mesh: KindMesh, c: _Charted, packed: xatlas.Atlas, index: int,
               hidden_uv: np.ndarray) -> TexturedMesh:
-    """Assemble one output mesh: packed visible vertices, then hidden vertices at the reserved texel."""
+    """One output mesh: packed visible vertices, then hidden vertices at the reserved texel."""
     hidden_ids = np.unique(c.faces[c.hidden])
     faces = np.empty_like(c.faces)
+    vis_src, uvs = np.zeros(0, np.int64), np.zeros((0, 2), np.float32)
     if index >= 0:
         used, _ = _visible_part(c)
         vmapping, indices, uvs = packed[index]
         vis_src = used[vmapping.astype(np.int64)]  # xatlas may split vertices further
-        faces[~c.hidden] = indices.reshape(-1, 3)
-    else:
-        vis_src, uvs = np.zeros(0, np.int64), np.zeros((0, 2), np.float32)
+        faces[~c.hidden] = indices.reshape(-1, 3)  # xatlas keeps the face order
     slot = np.zeros(len(c.src), np.int64)
     slot[hidden_ids] = len(vis_src) + np.arange(len(hidden_ids))
     faces[c.hidden] = slot[c.faces[c.hidden]]
@@ -199,8 +272,8 @@ def unwrap(meshes: list[KindMesh], texels_per_metre: float, max_texels: int,
     """Chart every mesh and pack all of them into one atlas of at most ``max_texels`` texels.
 
     ``texels_per_metre`` is lowered when the visible area would not fit ``max_texels`` at the
-    expected packing utilisation, and again (repacking) while the packed atlas has more texels
-    than ``max_texels`` or a side longer than 1.5 * sqrt(max_texels).
+    expected packing utilisation (0.75), and again (repacking) while the packed atlas has more
+    than ``max_texels`` texels or a side longer than 1.5 * sqrt(max_texels).
     """
     charted = [_chart(m) for m in meshes]
     area = sum(c.visible_area for c in charted)
@@ -214,10 +287,11 @@ def unwrap(meshes: list[KindMesh], texels_per_metre: float, max_texels: int,
         shrink = min(1.0, np.sqrt(max_texels / max(w * h, 1)), side_cap / max(w, h, 1))
         if shrink >= 1.0:
             break
-        # Padding does not shrink with the density, so aim a little lower than the ratio says.
+        # Padding does not shrink with the density, so aim a little below the ratio.
         tpm *= 0.97 * shrink
     else:
-        raise RuntimeError(f"atlas {w}x{h} does not fit {max_texels} texels after {MAX_PACKS} packs")
+        raise RuntimeError(f"the charts do not pack into {max_texels} texels even at "
+                           f"{tpm:.3g} texels per metre: too many charts for the texel budget")
     hidden_uv = packed[reserved][2].mean(0) if reserved >= 0 else np.zeros(2, np.float32)
     out = [_textured(m, c, packed, i, hidden_uv) for m, c, i in zip(meshes, charted, index)]
-    return Atlas(meshes=out, width=int(w), height=int(h), texels_per_metre=tpm)
+    return Atlas(meshes=out, width=max(int(w), 1), height=max(int(h), 1), texels_per_metre=tpm)

@@ -5,10 +5,17 @@ turned into shell voxels plus up-facing top splats the way core/scene.py defines
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import pytest
+import trimesh
 
+from satforge.core.convert import BudgetError, scene_to_meshes
+from satforge.core.convert.columns import ColumnGrid, Columns, scene_columns, splat_normal_z
+from satforge.core.convert.solids import Joins, close, kind_surface, prism_surface
 from satforge.core.georef import Georeference
 from satforge.core.scene import Scene, SparseVoxels, Splats, quaternions_from_frames
 from satforge.core.schemes import SurfaceKind
@@ -78,9 +85,11 @@ def _splats(pos: np.ndarray, normal: np.ndarray, kind: np.ndarray, cls: np.ndarr
     u = np.cross(helper, normal)
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     n = len(pos)
-    return Splats(position=pos.astype(np.float32), rotation=quaternions_from_frames(u, np.cross(normal, u), normal),
+    return Splats(position=pos.astype(np.float32),
+                  rotation=quaternions_from_frames(u, np.cross(normal, u), normal),
                   scale=np.full((n, 2), 0.1, np.float32), opacity=np.ones(n, np.float32),
-                  colour=np.full((n, 3), 0.5, np.float32), class_id=cls.astype(np.uint8), kind=kind.astype(np.uint8))
+                  colour=np.full((n, 3), 0.5, np.float32), class_id=cls.astype(np.uint8),
+                  kind=kind.astype(np.uint8))
 
 
 def _top_splats(layers: list[Layer], size: float, tilt: np.ndarray | None) -> Splats:
@@ -108,7 +117,8 @@ def _wall_splats(layers: list[Layer], size: float) -> Splats:
         for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
             outside = ~np.pad(la.mask, 1)[1 + di:1 + di + nx, 1 + dj:1 + dj + ny]
             i, j = np.nonzero(la.mask & outside)
-            pos = np.stack([x[i, j] + di * size / 2, y[i, j] + dj * size / 2, (la.top[i, j] + la.bottom[i, j]) / 2], -1)
+            mid = (la.top[i, j] + la.bottom[i, j]) / 2
+            pos = np.stack([x[i, j] + di * size / 2, y[i, j] + dj * size / 2, mid], -1)
             normal = np.tile([float(di), float(dj), 0.0], (len(i), 1))
             parts.append(_splats(pos, normal, np.full(len(i), int(K.BUILDING)), np.full(len(i), BUILDING)))
     return Splats.concat(parts)
@@ -163,53 +173,278 @@ def town_scene(n: int = 128) -> Scene:
 
 
 def city_layers(n: int, seed: int = 0) -> tuple[list[Layer], np.ndarray]:
-    """A synthetic town on rolling ground: a road grid, blocks of rotated flat and gable-roof
-    buildings, round tree crowns and ponds. For scale and timing tests."""
+    """A synthetic town on rolling ground: a road grid, blocks of flat and gable-roof buildings
+    (some rotated, so their walls are staircases), round tree crowns and ponds. For scale and
+    timing; n x n columns of SIZE metres."""
     rng = np.random.default_rng(seed)
     x, y = grid_xy(n, n, SIZE)
     ground = 3 * np.sin(x / 40) * np.cos(y / 55) + rng.normal(0, 0.02, x.shape)
     kind = np.full((n, n), int(K.TERRAIN))
-    top = ground.copy()
-    crown_base = np.zeros((n, n))
+    top, base = ground.copy(), ground.copy()
     for _ in range(n * n // 20000 + 1):
-        cx, cy = rng.uniform(x.min(), x.max(), 2)
-        kind[np.hypot(x - cx, y - cy) < rng.uniform(4, 12)] = int(K.WATER)
+        win, r = _disc(rng, n, 4, 12)
+        kind[win][r < 1] = int(K.WATER)
     for _ in range(n * n // 800):
-        cx, cy = rng.uniform(x.min(), x.max(), 2)
-        radius, height = rng.uniform(2, 6), rng.uniform(5, 15)
-        r = np.hypot(x - cx, y - cy) / radius
-        crown = ground + height * (0.5 + 0.5 * np.sqrt(np.clip(1 - r * r, 0, 1)))
-        on = (r < 1) & (kind != int(K.WATER))
-        kind[on], top[on], crown_base[on] = int(K.VEGETATION), np.maximum(top[on], crown[on]), ground[on] + 0.4 * height
+        win, r = _disc(rng, n, 2, 6)
+        height = rng.uniform(5, 15)
+        on = (r < 1) & (kind[win] != int(K.WATER))
+        crown = ground[win] + height * (0.5 + 0.5 * np.sqrt(np.clip(1 - r * r, 0, 1)))
+        kind[win][on] = int(K.VEGETATION)
+        top[win][on] = np.maximum(top[win], crown)[on]
+        base[win][on] = ground[win][on] + 0.4 * height
     road = (np.arange(n)[:, None] % 64 < 8) | (np.arange(n)[None, :] % 64 < 8)
     kind[road], top[road] = int(K.ROAD), ground[road] + 0.05
     for bi in range(n // 64):
         for bj in range(n // 64):
             for _ in range(rng.integers(1, 4)):
-                _add_building(rng, x, y, ground, kind, top, (bi * 64 + 10, bj * 64 + 10))
+                _add_building(rng, x, y, ground, kind, top, (bi * 64, bj * 64))
     water = kind == int(K.WATER)
+    full = np.ones((n, n), bool)
     layers = [
-        Layer(K.TERRAIN, np.ones((n, n), bool), np.where(water, ground - 0.5, ground), np.full((n, n), ground.min() - 1.5), GRASS),
+        Layer(K.TERRAIN, full, np.where(water, ground - 0.5, ground), np.full((n, n), ground.min() - 1.5),
+              GRASS),
         Layer(K.ROAD, kind == int(K.ROAD), ground + 0.05, ground - 0.3, ROAD),
         Layer(K.WATER, water, ground + 0.05, ground - 0.3, WATER),
         Layer(K.BUILDING, kind == int(K.BUILDING), top, np.full((n, n), ground.min() - 0.5), BUILDING),
-        Layer(K.VEGETATION, kind == int(K.VEGETATION), top, crown_base, WOODLAND),
+        Layer(K.VEGETATION, kind == int(K.VEGETATION), top, base, WOODLAND),
     ]
     return [la for la in layers if la.mask.any()], np.broadcast_to([0.0, 0, 1], (n, n, 3))
 
 
+def _disc(rng: np.random.Generator, n: int, r_min: float,
+          r_max: float) -> tuple[tuple[slice, slice], np.ndarray]:
+    """A random disc: the window of columns around it and each column's distance / radius."""
+    radius = rng.uniform(r_min, r_max)
+    ci, cj = rng.uniform(0, n, 2)
+    reach = int(radius / SIZE) + 2
+    win = tuple(slice(max(int(c) - reach, 0), min(int(c) + reach, n)) for c in (ci, cj))
+    i, j = np.mgrid[win]
+    return win, np.hypot(i + 0.5 - ci, j + 0.5 - cj) * SIZE / radius
+
+
 def _add_building(rng, x, y, ground, kind, top, corner) -> None:
-    size = SIZE
-    i0, j0 = corner
-    cx, cy = x[i0, 0] + rng.uniform(4, 24), y[0, j0] + rng.uniform(4, 24)
+    """A rectangle, axis-aligned or rotated, flat or with a gable roof, inside a 64-column block."""
+    win = (slice(corner[0] + 8, corner[0] + 64), slice(corner[1] + 8, corner[1] + 64))
+    cx, cy = x[win].mean() + rng.uniform(-8, 8), y[win].mean() + rng.uniform(-8, 8)
     length, width = rng.uniform(8, 24), rng.uniform(6, 14)
     angle = rng.choice([0.0, rng.uniform(0, np.pi)])
-    u = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
-    v = -(x - cx) * np.sin(angle) + (y - cy) * np.cos(angle)
-    on = (np.abs(u) < length / 2) & (np.abs(v) < width / 2) & (kind != int(K.ROAD))
+    u = (x[win] - cx) * np.cos(angle) + (y[win] - cy) * np.sin(angle)
+    v = -(x[win] - cx) * np.sin(angle) + (y[win] - cy) * np.cos(angle)
+    on = (np.abs(u) < length / 2) & (np.abs(v) < width / 2)
     if not on.any():
         return
-    eave = ground[on].max() + rng.uniform(4, 25)
-    gable = rng.random() < 0.3
-    roof = eave + (width / 2 - np.abs(v)) * 0.6 if gable else np.full(x.shape, eave)
-    kind[on], top[on] = int(K.BUILDING), np.round(roof[on] / size * 8) * size / 8 if not gable else roof[on]
+    eave = ground[win][on].max() + rng.uniform(4, 25)
+    slope = 0.6 if rng.random() < 0.3 else 0.0
+    kind[win][on] = int(K.BUILDING)
+    top[win][on] = (eave + (width / 2 - np.abs(v)) * slope)[on]
+
+
+def height_map(mesh, n: int) -> np.ndarray:
+    """(n, n) z where a vertical ray from above each column centre of an n x n SIZE grid (centred
+    on the origin) first meets the mesh; NaN where it misses."""
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    keep = np.abs(det) > 1e-12  # vertical faces have no extent seen from above
+    a, b, c, det, tri = a[keep], b[keep], c[keep], det[keep], tri[keep]
+    # Candidate (face, column) pairs: the columns whose centres lie in each face's bounding box.
+    lo = np.clip(np.ceil((tri[:, :, :2].min(1) + n * SIZE / 2) / SIZE - 0.5), 0, n).astype(np.int64)
+    hi = np.clip(np.floor((tri[:, :, :2].max(1) + n * SIZE / 2) / SIZE - 0.5), -1, n - 1).astype(np.int64)
+    span = np.maximum(hi - lo + 1, 0)
+    count = span[:, 0] * span[:, 1]
+    face = np.repeat(np.arange(len(tri)), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    i = lo[face, 0] + k // span[face, 1]
+    j = lo[face, 1] + k % span[face, 1]
+    px, py = (i + 0.5) * SIZE - n * SIZE / 2, (j + 0.5) * SIZE - n * SIZE / 2
+    a, b, c, det = a[face], b[face], c[face], det[face]
+    u = ((b[:, 0] - px) * (c[:, 1] - py) - (c[:, 0] - px) * (b[:, 1] - py)) / det
+    v = ((c[:, 0] - px) * (a[:, 1] - py) - (a[:, 0] - px) * (c[:, 1] - py)) / det
+    w = 1 - u - v
+    inside = (u >= -1e-9) & (v >= -1e-9) & (w >= -1e-9)
+    out = np.full(n * n, -np.inf)
+    np.maximum.at(out, (i * n + j)[inside], (u * a[:, 2] + v * b[:, 2] + w * c[:, 2])[inside])
+    return np.where(np.isfinite(out), out, np.nan).reshape(n, n)
+
+
+def normals(mesh) -> np.ndarray:
+    """(F, 3) unit face normals (zero for degenerate faces)."""
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
+
+
+def edge_face_counts(faces: np.ndarray) -> np.ndarray:
+    """How many faces share each undirected edge."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    return np.unique(edges, axis=0, return_counts=True)[1]
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+FULL = 10 ** 9  # a budget that never simplifies
+BUDGETS = (FULL, 20000, 3000)
+
+
+@lru_cache(maxsize=None)
+def town() -> Scene:
+    return town_scene()
+
+
+@lru_cache(maxsize=None)
+def town_meshes(budget: int) -> dict[SurfaceKind, object]:
+    return {m.kind: m for m in scene_to_meshes(town(), budget)}
+
+
+@lru_cache(maxsize=None)
+def city() -> Scene:
+    layers, tilt = city_layers(256)
+    return make_scene(layers, SIZE, tilt)
+
+
+def test_splat_normal_z_is_the_frames_normal():
+    splats = town().splats
+    assert np.allclose(splat_normal_z(splats), splats.frames()[:, 2, 2], atol=1e-6)
+
+
+def test_columns_take_heights_from_up_facing_splats():
+    grid = scene_columns(town())
+    x, y = grid_xy(128, 128, SIZE)
+    bld = grid.kinds[K.BUILDING]
+    flat, gable = _box(x, y, FLAT_ROOF), _box(x, y, GABLE)
+    # Wall splats (horizontal normals) next to the roofs must not pull the heights.
+    assert np.allclose(bld.top[flat], 10.0) and np.allclose(bld.top[gable], gable_height(y[gable]), atol=1e-5)
+    assert (bld.mask == (flat | gable)).all()
+    ter = grid.kinds[K.TERRAIN]
+    assert ter.mask.all(), "terrain spans every column, under buildings too"
+    assert VEHICLE in ter.class_id and K.OTHER not in grid.kinds
+    assert grid.x0 == -32.0 and grid.y0 == -32.0 and grid.size == SIZE
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_one_watertight_mesh_per_kind(budget):
+    meshes = town_meshes(budget)
+    assert list(meshes) == [K.TERRAIN, K.ROAD, K.BUILDING, K.VEGETATION, K.WATER]
+    for kind, m in meshes.items():
+        assert m.vertices.dtype == np.float32 and m.faces.dtype == np.int32
+        assert m.class_id.shape == (len(m.vertices),) and m.hidden.shape == (len(m.faces),)
+        assert (edge_face_counts(m.faces) == 2).all(), kind
+        tm = trimesh.Trimesh(m.vertices, m.faces, process=False)
+        assert tm.is_watertight and tm.is_winding_consistent, kind
+        assert tm.volume > 0, f"{kind} faces point inwards"
+    assert VEHICLE in meshes[K.TERRAIN].class_id, "OTHER keeps its class inside terrain"
+
+
+@pytest.mark.parametrize("budget", BUDGETS[1:])
+def test_total_faces_within_budget(budget):
+    assert sum(len(m.faces) for m in town_meshes(budget).values()) <= budget
+
+
+def test_city_within_budget_and_watertight():
+    for budget in (40000, 8000):
+        meshes = scene_to_meshes(city(), budget)
+        assert sum(len(m.faces) for m in meshes) <= budget
+        for m in meshes:
+            assert trimesh.Trimesh(m.vertices, m.faces, process=False).is_watertight, m.kind
+
+
+def test_undersides_are_hidden_and_only_they():
+    for kind, m in town_meshes(20000).items():
+        n = normals(m)
+        assert (n[m.hidden, 2] < 0).all() and (n[~m.hidden, 2] > -1e-3).all(), kind
+        if kind in (K.TERRAIN, K.BUILDING):
+            assert (n[m.hidden, 2] < -0.999).all(), "flat undersides"
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_roofs_keep_their_heights(budget):
+    x, y = grid_xy(128, 128, SIZE)
+    bld = town_meshes(budget)[K.BUILDING]
+    for box, truth in ((FLAT_ROOF, lambda y: np.full_like(y, 10.0)), (GABLE, gable_height)):
+        inside = _box(x, y, box)
+        err = np.abs(height_map(bld, 128)[inside] - truth(y[inside]))
+        assert np.median(err) < 0.1, (box, budget)
+        # Only the ridge line is rounded off by half a cell of slope.
+        assert np.quantile(err, 0.9) < 0.2, (box, budget)
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_building_walls_are_vertical_and_there(budget):
+    bld = town_meshes(budget)[K.BUILDING]
+    n = normals(bld)
+    walls = np.abs(n[:, 2]) < 1e-3
+    roofs = n[:, 2] > 0.4
+    assert (walls | roofs | bld.hidden).all(), "every face is a wall, a roof or the underside"
+    tri = bld.vertices[bld.faces[walls]].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    # Flat-roof block: 48 m round, 10.5 m tall (its underside is at -0.5 m).
+    x = tri[:, :, 0].mean(1)
+    assert abs(area[x < -5].sum() - 48 * 10.5) < 1.0
+
+
+def test_tree_is_a_rounded_crown_not_a_prism():
+    for budget in BUDGETS:
+        tree = town_meshes(budget)[K.VEGETATION]
+        n = normals(tree)
+        assert (np.abs(n[:, 2]) > 1e-2).all(), "no walls"
+        x, y = grid_xy(128, 128, SIZE)
+        centre = np.hypot(x - TREE_CENTRE[0], y - TREE_CENTRE[1]) < 0.5
+        assert np.abs(height_map(tree, 128)[centre] - TREE_TOP).max() < 0.1, budget
+        # The rim is halfway between the crown's top and its 3 m base, not at either.
+        v = tree.vertices
+        r = np.hypot(v[:, 0] - TREE_CENTRE[0], v[:, 1] - TREE_CENTRE[1])
+        rim = v[r > r.max() - 0.3, 2]
+        assert 3.3 < rim.min() and rim.max() < 6.0, budget
+
+
+def test_terrain_covers_the_whole_tile_from_above():
+    for budget in BUDGETS:
+        z = height_map(town_meshes(budget)[K.TERRAIN], 128)
+        assert np.isfinite(z).all(), budget
+    x, y = grid_xy(128, 128, SIZE)
+    open_ground = (np.abs(x) > 24) & (y > 24)
+    assert np.allclose(height_map(town_meshes(20000)[K.TERRAIN], 128)[open_ground], 0.0, atol=0.02)
+
+
+def test_deterministic():
+    a, b = scene_to_meshes(town(), 3000), scene_to_meshes(town_scene(), 3000)
+    for ma, mb in zip(a, b):
+        for name in ("vertices", "faces", "class_id", "hidden"):
+            assert getattr(ma, name).tobytes() == getattr(mb, name).tobytes()
+
+
+def test_budget_too_small_is_an_error():
+    with pytest.raises(BudgetError):
+        scene_to_meshes(town(), 40)
+
+
+def test_awkward_footprints_close():
+    """Diagonal touches, one-cell strips and holes, with and without cut roof sides."""
+    rng = np.random.default_rng(7)
+    grid = ColumnGrid(0.0, 0.0, 0.5, {})
+    for _ in range(60):
+        mask = rng.random((int(rng.integers(1, 10)), int(rng.integers(1, 10)))) < rng.uniform(0.2, 0.9)
+        if not mask.any():
+            continue
+        top = rng.uniform(2, 5, mask.shape) + np.where(rng.random(mask.shape) < 0.3, 4.0, 0.0)
+        bottom = rng.uniform(0, 1, mask.shape)
+        surfaces = [kind_surface(Columns(kind, mask, top, bottom, np.ones(mask.shape, np.uint8), mask), grid)
+                    for kind in (K.BUILDING, K.VEGETATION, K.ROAD)]
+        joins = Joins.of_mask(mask)
+        cut = Joins(joins.east & (rng.random(mask.shape) < 0.6), joins.north & (rng.random(mask.shape) < 0.6))
+        cls = np.ones(mask.shape, np.uint8)
+        surfaces.append(prism_surface(K.BUILDING, mask, cut, top, bottom, cls, grid))
+        for s in surfaces:
+            solid = close(s)
+            assert (edge_face_counts(solid.faces) == 2).all(), (s.kind, mask.astype(int))
+            assert trimesh.Trimesh(solid.vertices, solid.faces, process=False).volume > 0
+
+
+def test_city_tile_converts_quickly():
+    # 256 x 256 columns (full resolution ~480k faces); the target is 3 s on 2 cores, with slack
+    # here for a busy test machine.
+    scene = city()
+    start = time.perf_counter()
+    scene_to_meshes(scene, 40000)
+    assert time.perf_counter() - start < 9.0

@@ -14,6 +14,7 @@ from ..scene import Scene, Splats
 from ..schemes import MESHED_KINDS, SurfaceKind
 
 UP = 0.5  # a splat whose normal has z above this lies on a top surface
+SLAB_CLEARANCE = 0.05  # ground under a road or water slab stays this far below the slab's top
 
 
 @dataclass
@@ -39,20 +40,21 @@ class ColumnGrid:
 def scene_columns(scene: Scene) -> ColumnGrid:
     """Per-kind columns of every meshed kind present; OTHER counts as TERRAIN."""
     vox = scene.voxels
-    lo = vox.coords[:, :2].min(0) if len(vox) else np.zeros(2, np.int64)
-    shape = tuple(int(n) for n in vox.coords[:, :2].max(0) - lo + 1) if len(vox) else (0, 0)
+    if not len(vox):
+        return ColumnGrid(x0=0.0, y0=0.0, size=float(vox.size), kinds={})
+    lo = vox.coords[:, :2].min(0)
+    shape = tuple(int(n) for n in vox.coords[:, :2].max(0) - lo + 1)
     x0, y0 = (vox.origin[:2] + lo * vox.size).tolist()
-    kinds = _fold_other(vox.kind)
-    splat_kinds = _fold_other(scene.splats.kind)
-    cells = _cell_index(vox.coords[:, :2] - lo, shape)
-    splat_cells = _splat_cells(scene.splats, x0, y0, vox.size, shape)
+    n = shape[0] * shape[1]
+    cells = (vox.coords[:, 0] - lo[0]).astype(np.int64) * shape[1] + (vox.coords[:, 1] - lo[1])
+    span = _voxel_spans(_fold_other(vox.kind).astype(np.int64) * n + cells, vox.coords[:, 2], vox.class_id)
+    tops = _splat_tops(scene.splats, x0, y0, vox.size, shape)
     out: dict[SurfaceKind, Columns] = {}
     for kind in MESHED_KINDS:
-        sel = kinds == kind
+        sel = span["group"] // n == kind
         if sel.any():
-            on = splat_kinds == kind
-            out[kind] = _kind_columns(kind, shape, cells[sel], vox.coords[sel, 2], vox.class_id[sel],
-                                      vox.origin[2], vox.size, splat_cells[on], scene.splats.position[on, 2])
+            out[kind] = _kind_columns(kind, shape, {k: v[sel] for k, v in span.items()}, tops[kind],
+                                      vox.origin[2], vox.size)
     if SurfaceKind.TERRAIN in out:
         out[SurfaceKind.TERRAIN] = _ground_everywhere(out, cells, shape)
     return ColumnGrid(x0=x0, y0=y0, size=float(vox.size), kinds=out)
@@ -62,8 +64,20 @@ def _fold_other(kind: np.ndarray) -> np.ndarray:
     return np.where(kind == SurfaceKind.OTHER, np.uint8(SurfaceKind.TERRAIN), kind)
 
 
-def _cell_index(ij: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return ij[:, 0].astype(np.int64) * shape[1] + ij[:, 1]
+def _voxel_spans(group: np.ndarray, k: np.ndarray, class_id: np.ndarray) -> dict[str, np.ndarray]:
+    """Per (kind, column) group: lowest and highest voxel k, and the class of the highest.
+
+    One sort of (group, k, class) packed into an int64 instead of several ufunc.at passes.
+    """
+    k_low = int(k.min(initial=0))
+    k = k.astype(np.int64) - k_low
+    levels = int(k.max(initial=0)) + 1
+    key = np.sort((group * levels + k) * 256 + class_id)
+    column = key // 256 // levels
+    head = np.flatnonzero(np.r_[True, column[1:] != column[:-1]])
+    tail = np.r_[head[1:], len(key)] - 1
+    return {"group": column[head], "k_min": key[head] // 256 % levels + k_low,
+            "k_max": key[tail] // 256 % levels + k_low, "class_id": (key[tail] % 256).astype(np.uint8)}
 
 
 def splat_normal_z(splats: Splats) -> np.ndarray:
@@ -72,44 +86,45 @@ def splat_normal_z(splats: Splats) -> np.ndarray:
     return 1 - 2 * (x * x + y * y)
 
 
-def _splat_cells(splats: Splats, x0: float, y0: float, size: float, shape: tuple[int, int]) -> np.ndarray:
-    """Flat column index of each up-facing splat; -1 for splats off the grid or not facing up."""
+def _splat_tops(splats: Splats, x0: float, y0: float, size: float,
+                shape: tuple[int, int]) -> dict[SurfaceKind, tuple[np.ndarray, np.ndarray]]:
+    """Per kind, (sum of z, count) of its up-facing splats in each column (flat index)."""
+    n = shape[0] * shape[1]
     i = np.floor((splats.position[:, 0] - x0) / size).astype(np.int64)
     j = np.floor((splats.position[:, 1] - y0) / size).astype(np.int64)
     ok = (i >= 0) & (i < shape[0]) & (j >= 0) & (j < shape[1]) & (splat_normal_z(splats) > UP)
-    return np.where(ok, i * shape[1] + j, -1)
+    group = (_fold_other(splats.kind[ok]).astype(np.int64) * shape[0] + i[ok]) * shape[1] + j[ok]
+    size_all = (max(SurfaceKind) + 1) * n
+    z_sum = np.bincount(group, splats.position[ok, 2].astype(np.float64), minlength=size_all)
+    count = np.bincount(group, minlength=size_all)
+    return {kind: (z_sum[kind * n:(kind + 1) * n], count[kind * n:(kind + 1) * n]) for kind in MESHED_KINDS}
 
 
-def _kind_columns(kind: SurfaceKind, shape: tuple[int, int], cells: np.ndarray, k: np.ndarray,
-                  class_id: np.ndarray, z0: float, size: float, splat_cells: np.ndarray,
-                  splat_z: np.ndarray) -> Columns:
+def _kind_columns(kind: SurfaceKind, shape: tuple[int, int], span: dict[str, np.ndarray],
+                  splat_top: tuple[np.ndarray, np.ndarray], z0: float, size: float) -> Columns:
     n = shape[0] * shape[1]
-    k_max = np.full(n, np.iinfo(np.int32).min, np.int64)
-    k_min = np.full(n, np.iinfo(np.int32).max, np.int64)
-    np.maximum.at(k_max, cells, k)
-    np.minimum.at(k_min, cells, k)
-    mask = k_max >= k_min
+    cell = span["group"] % n
+    mask = np.zeros(n, bool)
+    mask[cell] = True
+    bottom = np.zeros(n)
+    bottom[cell] = z0 + span["k_min"] * size
+    voxel_top = np.zeros(n)
+    voxel_top[cell] = z0 + (span["k_max"] + 1) * size
     cls = np.zeros(n, np.uint8)
-    top_voxel = k == k_max[cells]
-    np.maximum.at(cls, cells[top_voxel], class_id[top_voxel])
+    cls[cell] = span["class_id"]
     # Splats carry the exact surface height; the voxel top is only a fallback.
-    ok = splat_cells >= 0
-    z_sum = np.bincount(splat_cells[ok], splat_z[ok].astype(np.float64), minlength=n)
-    count = np.bincount(splat_cells[ok], minlength=n)
-    voxel_top = z0 + (k_max + 1) * size
-    top = np.where(count > 0, z_sum / np.maximum(count, 1), voxel_top)
-    bottom = z0 + k_min * size
-    return Columns(kind, mask.reshape(shape), np.where(mask, top, 0.0).reshape(shape),
-                   np.where(mask, bottom, 0.0).reshape(shape), cls.reshape(shape),
-                   (mask & (count > 0)).reshape(shape))
+    z_sum, count = splat_top
+    measured = mask & (count > 0)
+    top = np.where(measured, z_sum / np.maximum(count, 1), voxel_top)  # 0 off the mask
+    return Columns(kind, mask.reshape(shape), top.reshape(shape), bottom.reshape(shape), cls.reshape(shape),
+                   measured.reshape(shape))
 
 
 def _ground_everywhere(out: dict[SurfaceKind, Columns], cells: np.ndarray, shape: tuple[int, int]) -> Columns:
     """Terrain under every column that has any voxel, so simplified-away kinds still show ground.
 
     Where terrain has no splat of its own (under roofs, slabs, canopies) its height is the nearest
-    splat-measured ground, never above its own voxels and never above a road or water slab's bottom,
-    so it cannot poke through them.
+    splat-measured ground, never above its own voxels and kept under road and water slabs.
     """
     ter = out[SurfaceKind.TERRAIN]
     mask = np.zeros(shape[0] * shape[1], bool)
@@ -121,7 +136,7 @@ def _ground_everywhere(out: dict[SurfaceKind, Columns], cells: np.ndarray, shape
     top = np.where(ter.measured, ter.top, np.where(ter.mask, np.minimum(top, ter.top), top))
     for kind in (SurfaceKind.ROAD, SurfaceKind.WATER):
         if kind in out:
-            top = np.where(out[kind].mask, np.minimum(top, out[kind].bottom), top)
+            top = np.where(out[kind].mask, np.minimum(top, out[kind].top - SLAB_CLEARANCE), top)
     # One flat base: it is hidden, and a flat bottom costs almost no triangles.
     bottom = np.full(shape, ter.bottom[ter.mask].min())
     cls = np.where(ter.mask, ter.class_id, ter.class_id[near[0], near[1]])

@@ -1,21 +1,27 @@
 """Columns -> the top surface of each kind's solid, and any top surface -> its closed solid.
 
 Grid corner (a, b) lies at (x0 + a*size, y0 + b*size). Masked cells that meet at a corner share
-its vertex when they are edge-connected around it; cells touching only diagonally get a vertex
-each, so every edge of the closed solid has exactly two faces. Faces are counter-clockwise seen
-from outside.
+its vertex when they are joined around it through their common sides; cells touching only
+diagonally, or across a side cut by a roof step, get a vertex each, so every edge of the closed
+solid has exactly two faces. Faces are counter-clockwise seen from outside.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..schemes import SurfaceKind
 from .columns import ColumnGrid, Columns
 
 CANOPY_ROUNDING = 1.5  # metres over which a canopy rounds off towards its rim
+# A jump between neighbouring roof cells above this many metres, or cell widths, is a wall,
+# not a slope: steeper than about 56 degrees and at least a metre.
+STEP_METRES, STEP_CELLS = 1.0, 1.5
 
 
 @dataclass
@@ -24,7 +30,7 @@ class Surface:
 
     Prism kinds get a vertical wall under every boundary edge, down to ``under``, and an
     underside mirroring the top at ``under``. Canopies (``lens``) have no walls: their boundary
-    vertices are the rim, shared by the top and the underside.
+    vertices are the rim, shared by the top and the underside (their ``under`` is unused).
     """
 
     kind: SurfaceKind
@@ -37,9 +43,21 @@ class Surface:
     def lens(self) -> bool:
         return self.kind == SurfaceKind.VEGETATION
 
+    @cached_property
+    def rim(self) -> np.ndarray:
+        """(B, 2) boundary edges of the top, counter-clockwise round it seen from above."""
+        return boundary_edges(self.faces)
+
+    @property
+    def closed_face_count(self) -> int:
+        """Faces of ``close(self)``: top, underside and two per wall edge."""
+        return 2 * len(self.faces) + (0 if self.lens else 2 * len(self.rim))
+
 
 @dataclass
 class ClosedMesh:
+    """A closed solid: every edge has exactly two faces."""
+
     vertices: np.ndarray  # (V, 3) float64
     faces: np.ndarray     # (F, 3) int64
     class_id: np.ndarray  # (V,) uint8
@@ -56,34 +74,82 @@ class CellCorners:
     corner: np.ndarray  # (V, 2) grid corner (a, b) of each vertex
 
 
+@dataclass
+class Joins:
+    """Which neighbouring cells share their common side (and so its corner vertices)."""
+
+    east: np.ndarray   # (nx, ny) bool: cell (i, j) with (i + 1, j)
+    north: np.ndarray  # (nx, ny) bool: cell (i, j) with (i, j + 1)
+
+    @classmethod
+    def of_mask(cls, mask: np.ndarray) -> "Joins":
+        east, north = np.zeros_like(mask), np.zeros_like(mask)
+        east[:-1] = mask[:-1] & mask[1:]
+        north[:, :-1] = mask[:, :-1] & mask[:, 1:]
+        return cls(east, north)
+
+
 def kind_surface(cols: Columns, grid: ColumnGrid) -> Surface:
     if cols.kind == SurfaceKind.VEGETATION:
         return lens_surface(cols, grid)
-    bottom = _flat_per_building(cols) if cols.kind == SurfaceKind.BUILDING else cols.bottom
-    return prism_surface(cols.kind, cols.mask, cols.top, bottom, cols.class_id, grid)
+    joins = Joins.of_mask(cols.mask)
+    bottom = cols.bottom
+    if cols.kind == SurfaceKind.BUILDING:
+        joins = roof_joins(joins, cols.top, max(STEP_METRES, STEP_CELLS * grid.size))
+        # One flat underside per building: hidden anyway, and cheap to simplify.
+        parts = _components(cols.mask, joins)
+        lows = ndimage.minimum(cols.bottom, parts, np.arange(1, parts.max() + 1))
+        bottom = np.concatenate([[0.0], np.atleast_1d(lows)])[parts]
+    return prism_surface(cols.kind, cols.mask, joins, cols.top, bottom, cols.class_id, grid)
 
 
-def _flat_per_building(cols: Columns) -> np.ndarray:
-    # One flat underside per building: hidden anyway, and cheap to simplify.
-    labels, n = ndimage.label(cols.mask)
-    lows = ndimage.minimum(cols.bottom, labels, np.arange(1, n + 1))
-    return np.concatenate([[0.0], np.atleast_1d(lows)])[labels]
+def roof_joins(joins: Joins, top: np.ndarray, step: float) -> Joins:
+    """Cut the sides across which the roof jumps by more than ``step``: a tower on a podium or
+    two buildings of different heights get a vertical wall there instead of a steep slope."""
+    east, north = joins.east.copy(), joins.north.copy()
+    east[:-1] &= np.abs(top[1:] - top[:-1]) <= step
+    north[:, :-1] &= np.abs(top[:, 1:] - top[:, :-1]) <= step
+    return Joins(east, north)
 
 
-def cell_corners(mask: np.ndarray) -> CellCorners:
+def _components(mask: np.ndarray, joins: Joins) -> np.ndarray:
+    """(nx, ny) label (1..n) of the cells connected through joined sides, 0 off the mask."""
+    idx = np.full(mask.shape, -1, np.int64)
+    idx[mask] = np.arange(mask.sum())
+    ie, jn = np.nonzero(joins.east), np.nonzero(joins.north)
+    rows = np.concatenate([idx[ie], idx[jn]])
+    cols = np.concatenate([idx[ie[0] + 1, ie[1]], idx[jn[0], jn[1] + 1]])
+    n = int(mask.sum())
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    labels = np.zeros(mask.shape, np.int64)
+    labels[mask] = connected_components(graph, directed=False)[1] + 1
+    return labels
+
+
+def cell_corners(mask: np.ndarray, joins: Joins) -> CellCorners:
+    """Corner vertices of the masked cells.
+
+    Around each grid corner the four cells (SW, SE, NE, NW) form a cycle; a run of consecutive
+    cells joined across the sides between them shares one vertex. Cells touching only
+    diagonally, or across a cut side, are separate runs and get a vertex each.
+    """
     p = np.pad(mask, 1)
-    sw, se, nw, ne = p[:-1, :-1], p[1:, :-1], p[:-1, 1:], p[1:, 1:]  # cells around each corner
-    used = sw | se | nw | ne
-    diagonal = (sw & ne & ~se & ~nw) | (se & nw & ~sw & ~ne)
-    primary = np.full(used.shape, -1, np.int64)
-    primary[used] = np.arange(used.sum())
-    extra = np.full(used.shape, -1, np.int64)
-    extra[diagonal] = used.sum() + np.arange(diagonal.sum())
-    # At a diagonal corner the cell north of it (its SW or SE corner) takes the extra vertex.
-    south = np.where(diagonal, extra, primary)
+    around = np.stack([p[:-1, :-1], p[1:, :-1], p[1:, 1:], p[:-1, 1:]])  # SW, SE, NE, NW of each corner
+    je, jn = np.pad(joins.east, 1), np.pad(joins.north, 1)
+    # Side between each cell and the next one round: SW|SE, SE|NE, NE|NW, NW|SW.
+    joined = np.stack([je[:-1, :-1], jn[1:, :-1], je[:-1, 1:], jn[:-1, :-1]])
+    start = around & ~np.roll(joined, 1, axis=0)
+    runs = start.sum(0)
+    run = np.cumsum(start, 0) - 1
+    # Cells before the first start belong to the run that wraps round; four cells all joined
+    # have no start at all and one run.
+    run = np.where(run < 0, np.maximum(runs - 1, 0), run)
+    count = np.where(around.any(0), np.maximum(runs, 1), 0)
+    first = np.cumsum(count.ravel()).reshape(count.shape) - count
+    vid = first + run
     i, j = np.nonzero(mask)
-    ids = np.stack([south[i, j], south[i + 1, j], primary[i + 1, j + 1], primary[i, j + 1]], -1)
-    corner = np.concatenate([np.argwhere(used), np.argwhere(diagonal)])
+    ids = np.stack([vid[2, i, j], vid[3, i + 1, j], vid[0, i + 1, j + 1], vid[1, i, j + 1]], -1)
+    corner = np.repeat(np.argwhere(np.ones(count.shape, bool)), count.ravel(), axis=0)
     return CellCorners(i, j, ids, corner)
 
 
@@ -103,11 +169,11 @@ def _split_quads(ids: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b])
 
 
-def prism_surface(kind: SurfaceKind, mask: np.ndarray, top: np.ndarray, bottom: np.ndarray,
-                  cls: np.ndarray, grid: ColumnGrid) -> Surface:
-    """Each corner at the mean height of the cells sharing it: roofs follow the column heights
-    while the walls under the boundary stay vertical."""
-    cc = cell_corners(mask)
+def prism_surface(kind: SurfaceKind, mask: np.ndarray, joins: Joins, top: np.ndarray,
+                  bottom: np.ndarray, cls: np.ndarray, grid: ColumnGrid) -> Surface:
+    """Each corner at the mean height of the cells sharing its vertex: roofs follow the column
+    heights while the walls under the boundary (and under cut sides) stay vertical."""
+    cc = cell_corners(mask, joins)
     xy = np.array([grid.x0, grid.y0]) + cc.corner * grid.size
     z = _vertex_mean(cc, top[cc.i, cc.j])
     vcls = np.zeros(len(cc.corner), np.uint8)
@@ -127,7 +193,7 @@ class LensPoints:
 def lens_surface(cols: Columns, grid: ColumnGrid) -> Surface:
     """A rounded canopy: halfway between top and bottom on the rim, pulled towards the full
     top and bottom by a quarter-circle profile of the distance to the rim."""
-    cc = cell_corners(cols.mask)
+    cc = cell_corners(cols.mask, Joins.of_mask(cols.mask))
     pts = _lens_points(cols.mask, cc)
     n = len(pts.lattice)
     top = _point_mean(pts, cols.top[cc.i, cc.j], n)
@@ -201,19 +267,25 @@ def _rim_distance(mask: np.ndarray, size: float) -> np.ndarray:
 
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
-    """(B, 2) directed edges (a, b) of ``faces`` whose reverse (b, a) no face has."""
+    """(B, 2) directed edges of ``faces`` that no other face shares, in face order."""
     edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    n = int(faces.max()) + 1 if len(faces) else 0
-    key = edges[:, 0] * n + edges[:, 1]
-    reverse = edges[:, 1] * n + edges[:, 0]
-    return edges[~np.isin(reverse, key)]
+    if not len(edges):
+        return edges
+    n = int(faces.max()) + 1
+    key = np.minimum(edges[:, 0], edges[:, 1]) * n + np.maximum(edges[:, 0], edges[:, 1])
+    order = np.argsort(key)
+    same = key[order][1:] == key[order][:-1]
+    single = np.ones(len(key), bool)
+    single[1:] &= ~same
+    single[:-1] &= ~same
+    return edges[np.sort(order[single])]
 
 
 def close(surface: Surface) -> ClosedMesh:
     """The closed solid under a top surface: walls (or a shared rim) and the hidden underside."""
     top = surface.faces
     n = len(surface.vertices)
-    rim = boundary_edges(top)
+    rim = surface.rim
     twin = np.ones(n, bool)
     if surface.lens:
         twin[rim[:, 0]] = False  # rim vertices are their own underside

@@ -45,7 +45,7 @@ class DefaultGenerator:
         classes = tile.classes
         provenance["classes"] = "input semantic map"
         if classes is None:
-            classes = classify(tile.scheme, rgb, nir, ndsm)
+            classes = classify(tile.scheme, rgb, nir, ndsm, tile.gsd ** 2)
             provenance["classes"] = "heuristic: " + ("colour" if rgb is not None else "height") + \
                 " classification (core/generators/default/classify.py)"
         kinds = tile.scheme.kind_lut()[classes]

@@ -5,14 +5,17 @@ Rules, applied per analysis-grid cell, later rules winning:
 2. vegetation: NDVI = (NIR - R) / (NIR + R) > 0.2 when a near-infrared band exists, else excess
    green ExG = (2G - R - B) / (R + G + B) > 0.06; it is a tree where the nDSM says > 2 m, or, with
    no heights, where it is also dark (value < 0.45); otherwise rangeland (grass);
-3. water: blue-dominant (B > R and B >= G) and dark (value < 0.35), or NIR < 0.08 when present;
+3. water: blue-dominant (B > R and B >= G) and dark (value < 0.35); or dark (< 0.45), smooth (std of
+   value over 5x5 cells < 0.015), coloured (saturation > 0.12, unlike asphalt) and not strongly
+   green (ExG < 0.12): rivers are often olive; or NIR < 0.08 when present;
 4. road / paved: low saturation (< 0.12) grey of middle brightness (0.25..0.75);
 5. building: nDSM > 2.5 m and not vegetation when heights exist; with no heights, red-brown tiled
    roofs (R > 1.15 G, R > 1.25 B, saturation > 0.2) and very bright low-saturation roofs (> 0.78);
 6. with heights but no colour: > 2.5 m and smooth is building, > 2 m and rough is tree, else
    bare land; roughness is the local mean of |nDSM - 5x5 median| (> 0.5 m is rough), which,
    unlike a plain standard deviation, stays low along building edges.
-Small speckles are removed by a 3x3 majority (mode) filter. Output ids are OpenEarthMap ids,
+Speckles are removed by a 5x5 majority (mode) filter, then buildings under 20 m² and trees under
+4 m² become bare land and grass. Output ids are OpenEarthMap ids,
 translated to the requested scheme by ROLE_IDS.
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ _ORDER = [BARE, GRASS, PAVED, ROAD, TREE, WATER, BUILDING]
 
 
 def classify(scheme: ClassScheme, rgb: Optional[np.ndarray], nir: Optional[np.ndarray],
-             ndsm: Optional[np.ndarray]) -> np.ndarray:
+             ndsm: Optional[np.ndarray], cell_area: float) -> np.ndarray:
     """(H, W) uint8 class ids of ``scheme`` from colour (H, W, 3), NIR (H, W) and nDSM (H, W)."""
     shape = (rgb if rgb is not None else ndsm).shape[:2]
     role = np.zeros(shape, np.uint8)  # index into _ORDER
@@ -41,7 +44,7 @@ def classify(scheme: ClassScheme, rgb: Optional[np.ndarray], nir: Optional[np.nd
         _classify_colour(role, rgb, nir, ndsm)
     else:
         _classify_height(role, ndsm)
-    role = _majority3(role, len(_ORDER))
+    role = _drop_small(_majority(role, len(_ORDER)), cell_area)
     lut = np.array([ROLE_IDS[scheme.name][r] for r in _ORDER], np.uint8)
     return lut[role]
 
@@ -54,17 +57,18 @@ def _classify_colour(role, rgb, nir, ndsm) -> None:
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     value = rgb.max(-1)
     sat = (value - rgb.min(-1)) / np.maximum(value, 1e-3)
-    if nir is not None:
-        green = (nir - r) / np.maximum(nir + r, 1e-3) > 0.2
-    else:
-        green = (2 * g - r - b) / np.maximum(r + g + b, 1e-3) > 0.06
+    exg = (2 * g - r - b) / np.maximum(r + g + b, 1e-3)
+    green = (nir - r) / np.maximum(nir + r, 1e-3) > 0.2 if nir is not None else exg > 0.06
     tall = ndsm > 2.0 if ndsm is not None else value < 0.45
     _set(role, green & ~tall, GRASS)
     _set(role, green & tall, TREE)
-    water = (b > r) & (b >= g) & (value < 0.35)
+    mean = ndimage.uniform_filter(value, 5)
+    smooth = ndimage.uniform_filter(value * value, 5) - mean * mean < 0.015 ** 2
+    water = ((b > r) & (b >= g) & (value < 0.35) & ~green) | \
+        (smooth & (value < 0.45) & (sat > 0.12) & (exg < 0.12))
     if nir is not None:
         water |= nir < 0.08
-    _set(role, water & ~green, WATER)
+    _set(role, water, WATER)
     _set(role, (sat < 0.12) & (value > 0.25) & (value < 0.75) & ~green & ~water, ROAD)
     if ndsm is not None:
         building = (ndsm > 2.5) & ~green
@@ -81,7 +85,17 @@ def _classify_height(role, ndsm) -> None:
     _set(role, (ndsm > 2.5) & ~rough, BUILDING)
 
 
-def _majority3(labels: np.ndarray, n: int) -> np.ndarray:
-    """3x3 mode filter, vectorised over classes (n is small)."""
-    counts = np.stack([ndimage.uniform_filter((labels == c).astype(np.float32), 3) for c in range(n)])
+def _majority(labels: np.ndarray, n: int) -> np.ndarray:
+    """5x5 mode filter, vectorised over classes (n is small)."""
+    counts = np.stack([ndimage.uniform_filter((labels == c).astype(np.float32), 5) for c in range(n)])
     return counts.argmax(0).astype(np.uint8)
+
+
+def _drop_small(role: np.ndarray, cell_area: float) -> np.ndarray:
+    """Buildings under 20 m² become bare land, trees under 4 m² grass: too small to model."""
+    for name, min_area, into in ((BUILDING, 20.0, BARE), (TREE, 4.0, GRASS)):
+        labels, n = ndimage.label(role == _ORDER.index(name))
+        small = np.bincount(labels.ravel(), minlength=n + 1) * cell_area < min_area
+        small[0] = False
+        role[small[labels]] = _ORDER.index(into)
+    return role
