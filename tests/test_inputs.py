@@ -82,8 +82,9 @@ def photo(rows: int = 40, cols: int = 50, seed: int = 0) -> np.ndarray:
 def test_real_dutch_aerial_photo():
     tile = load_tile(InputFiles(rgb=real("nl_aerial_rgb_0p25m.tif")))
     assert tile.georef.crs == "EPSG:28992" and tile.georef.crs_units == "metre"
-    assert tile.gsd == pytest.approx(0.25) and tile.image_gsd == pytest.approx(0.25)
-    assert tile.shape == (1000, 1000) and tile.rgb.shape == (1000, 1000, 3)
+    # The analysis grid stops at 0.5 m (MIN_ANALYSIS_GSD); the photo keeps its 0.25 m.
+    assert tile.gsd == pytest.approx(0.5) and tile.image_gsd == pytest.approx(0.25)
+    assert tile.shape == (500, 500) and tile.rgb.shape == (1000, 1000, 3)
     assert tile.rgb.dtype == np.float32 and 0 <= tile.rgb.min() and tile.rgb.max() <= 1
     assert (tile.georef.easting, tile.georef.northing) == (127500.0, 428125.0)
     assert tile.image_valid.all() and tile.valid.all() and tile.nir is None and tile.height is None
@@ -93,7 +94,8 @@ def test_real_dutch_aerial_photo():
 def test_real_manila_black_border_is_masked():
     path = real("manila_ortho_rgb_0p1m.tif")
     tile = load_tile(InputFiles(rgb=path))
-    assert tile.georef.crs == "EPSG:3395" and tile.gsd == pytest.approx(0.1, abs=1e-3)
+    assert tile.georef.crs == "EPSG:3395" and tile.image_gsd == pytest.approx(0.1, abs=1e-3)
+    assert tile.gsd == pytest.approx(0.5, abs=1e-3)
     with rasterio.open(path) as ds:
         raw = ds.read()
     assert not tile.image_valid[0, 0] and tile.image_valid[1024, 1024]  # frame in the north-west
@@ -102,7 +104,9 @@ def test_real_manila_black_border_is_masked():
     assert black[~tile.image_valid].mean() > 0.97          # what is masked is the black frame ...
     dark = tile.rgb.max(axis=-1) <= 4 / 255
     assert dark[tile.image_valid].mean() < 1e-3            # ... and almost nothing black is textured
-    assert np.array_equal(tile.valid, tile.image_valid)    # analysis grid == image grid here
+    # Analysis cells (0.5 m, 410 x 410) are valid where the photo has data near the cell centre.
+    assert tile.valid.shape == (410, 410)
+    assert (tile.valid == tile.image_valid[2::5, 2::5][:410, :410]).mean() > 0.99
 
 
 def test_real_naip_fourth_band_is_near_infrared():
