@@ -32,6 +32,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .meshes import KindMesh, TexturedMesh
+from .schemes import SurfaceKind
 
 BLOCK_M = 32.0          # chart size limit: charts never span two cells of this size
 UP_NZ = 0.7             # |normal z| above this projects from above (or below)
@@ -75,9 +76,16 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-30)
 
 
-def _normal_bins(normals: np.ndarray) -> np.ndarray:
-    """(F,) int bin per face: UP, DOWN, or 2 + nearest 45 degree azimuth of the normal."""
+def _normal_bins(normals: np.ndarray, rounded: bool) -> np.ndarray:
+    """(F,) int bin per face: UP, DOWN, or 2 + nearest 45 degree azimuth of the normal.
+
+    ``rounded`` surfaces (canopies: a top and an underside meeting at a rim) only use UP and DOWN:
+    azimuth bins would cut every canopy rim into dozens of one-face charts, and each costs padding
+    and packing time; the rim's texels are stretched instead, which foliage hides.
+    """
     unit = _unit(normals)
+    if rounded:
+        return np.where(unit[:, 2] >= 0, UP, DOWN)
     azimuth = np.arctan2(unit[:, 1], unit[:, 0])
     bins = 2 + np.round(azimuth / (np.pi / 4)).astype(np.int64) % 8
     bins[unit[:, 2] > UP_NZ] = UP
@@ -192,7 +200,7 @@ def _chart(mesh: KindMesh) -> _Charted:
     faces = mesh.faces.astype(np.int64)
     hidden = np.asarray(mesh.hidden, bool)
     face_normals = _face_normals(mesh.vertices, faces)
-    bins = _normal_bins(face_normals)
+    bins = _normal_bins(face_normals, rounded=mesh.kind == SurfaceKind.VEGETATION)
     charts = _chart_ids(mesh.vertices, faces, bins, hidden)
     # A vertex used by k charts becomes k vertices: unique (chart, vertex) pairs, sorted.
     n_src = len(mesh.vertices)

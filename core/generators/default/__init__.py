@@ -68,11 +68,14 @@ class DefaultGenerator:
                                                                           side, colour * 0.8)), top.normal)
         progress(0.7, "surfels")
         image, image_valid = (tile.rgb, tile.image_valid) if tile.rgb is not None else (colour, tile.valid)
-        spacing = tile.georef.width_m / image_valid.shape[1]  # surfels as fine as the orthophoto
+        # Roof and ground surfels are as fine as the orthophoto; facade surfels twice as fine, since
+        # the atlas has ~2 texels per image pixel and windows should stay crisp at that density.
+        spacing = tile.georef.width_m / image_valid.shape[1]
         parts = [top_surfels(top, image, image_valid)]
         if building is not None:
             parts.append(wall_surfels(building.top, building.bottom, ground, top, buildings,
-                                      tile.scheme.class_for_kind(SurfaceKind.BUILDING), spacing, seed, device))
+                                      tile.scheme.class_for_kind(SurfaceKind.BUILDING), spacing / 2, seed,
+                                      device))
         progress(1.0, "scene")
         return Scene(voxels=voxels, splats=Splats.concat(parts), georef=tile.georef, scheme=tile.scheme.name,
                      generator=f"{self.name}/{self.version}", seed=seed,
