@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .core.atomic import write_bytes_atomic
+from .core.errors import InputError
 from .core.inputs import InputFiles, load_tile
 from .core.presets import Preset
 from .core.progress import Progress
@@ -103,7 +104,7 @@ def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Se
                       "total": textured.triangle_count},
         "texture": {"width": int(textured.atlas.shape[1]), "height": int(textured.atlas.shape[0]),
                     "texels_per_metre": textured.extras["texels_per_metre"]},
-        "outputs": sorted(str(p.name) for ps in paths.values() for p in ps) + ["report.json"],
+        "outputs": sorted({p.name for ps in paths.values() for p in ps}) + ["report.json"],
     })
     write_bytes_atomic(out_dir / "report.json", json.dumps(report.to_dict(), indent=2).encode())
 
@@ -111,13 +112,16 @@ def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Se
 def convert_scene(scene: Scene, preset: Preset, report: Report, progress: Progress):
     """Scene -> TexturedScene: mesh per kind, one atlas, baked albedo (stages mesh, unwrap, bake)."""
     from .core.bake import bake_albedo
-    from .core.convert import scene_to_meshes
+    from .core.convert import BudgetError, scene_to_meshes
     from .core.meshes import TexturedScene
     from .core.unwrap import unwrap
 
     area = scene.georef.width_m * scene.georef.height_m
-    meshes = _stage(report, progress, "mesh",
-                    lambda: scene_to_meshes(scene, preset.triangle_budget(area)))
+    try:
+        meshes = _stage(report, progress, "mesh",
+                        lambda: scene_to_meshes(scene, preset.triangle_budget(area)))
+    except BudgetError as err:  # only a hand-made preset can ask for too few triangles
+        raise InputError("--preset", str(err), "raise triangles_per_128m in the preset") from None
     atlas = _stage(report, progress, "unwrap", lambda: unwrap(
         meshes, preset.texels_per_image_pixel / scene.image_gsd, preset.texel_budget(area)))
     image = _stage(report, progress, "bake", lambda: bake_albedo(atlas, scene))

@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
 from PIL import Image
 
 from satforge.cli import main
@@ -126,3 +124,22 @@ def test_bad_option_values_are_one_line(capsys, tmp_path, city_files):
                        mentions=("--preset",))
     _assert_user_error(capsys, tmp_path / "o", "--rgb", city_files["rgb"], "--seed", "x",
                        mentions=("seed",))
+
+
+def test_twin_preset_writes_ext_mesh_features_feature_ids(city_files, tmp_path, capsys):
+    from helpers_validate import assert_valid_gltf
+    from pygltflib import GLTF2
+
+    out = tmp_path / "twin"
+    code, _, err = _run(capsys, "generate", "--rgb", city_files["rgb"], "--height", city_files["ndsm"],
+                        "--semantic", city_files["semantic"], "--preset", "twin", "--out", out,
+                        "--progress", "none")
+    assert code == 0, err
+    assert_valid_gltf(out / "scene.glb")
+    gltf = GLTF2().load(str(out / "scene.glb"))
+    assert "EXT_mesh_features" in gltf.extensionsUsed and not gltf.extensionsRequired
+    prim = gltf.meshes[0].primitives[0]
+    assert prim.extensions["EXT_mesh_features"]["featureIds"][0]["attribute"] == 0
+    assert gltf.asset.extras["georeference"]["crs"] == "EPSG:32633"
+    report = json.loads((out / "report.json").read_text())
+    assert report["triangles"]["total"] > 100000  # full detail, not the game budget

@@ -20,8 +20,8 @@ def make_city_tile(size: int = 256, gsd: float = 0.5, seed: int = 0) -> dict[str
     ndsm = np.zeros((size, size), np.float32)
     rgb = np.zeros((size, size, 3), np.float32)
     yy, xx = np.mgrid[0:size, 0:size]
-    grass = np.array([0.36, 0.45, 0.24]) * (0.85 + 0.3 * ndimage.gaussian_filter(rng.random((size, size)), 2)[..., None])
-    rgb[:] = grass
+    texture = ndimage.gaussian_filter(rng.random((size, size)), 2)[..., None]
+    rgb[:] = np.array([0.36, 0.45, 0.24]) * (0.85 + 0.3 * texture)  # grass
     # Roads: a grid every ~64 m, 8 m wide, with a dashed centre line.
     period, width = int(64 / gsd), int(8 / gsd)
     road = ((yy % period) < width) | ((xx % period) < width)

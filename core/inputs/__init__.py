@@ -45,8 +45,9 @@ Georeference and grids
   - GSD outside 0.01..1000 m is refused. All located inputs must share one CRS and agree on their
     bounds within one pixel (the coarser) or 2 % of the extent; the later file is named at fault.
   - Analysis grid GSD = the finest height/semantic raster's GSD (the photo's when there is none), but
-    never finer than half the photo's GSD nor than 0.5 m (MIN_ANALYSIS_GSD). Its extent and georeference come from the first located
-    input in the order rgb, height, dtm, semantic. ``georef.gsd`` is the mean of x/y pixel sizes.
+    never finer than half the photo's GSD nor than 0.5 m (MIN_ANALYSIS_GSD). Its extent and
+    georeference come from the first located input in the order rgb, height, dtm, semantic.
+    ``georef.gsd`` is the mean of x/y pixel sizes.
   - Heights are downsampled by averaging during the GDAL read (memory follows the output, nodata
     ignored) and upsampled by NaN-aware bilinear interpolation.
   - ``Tile.valid`` = any input has data there: photo valid (nearest onto the grid), nDSM or ground

@@ -17,6 +17,10 @@ SLAB = 0.3              # thickness of road and water slabs, metres
 MIN_BUILDING = 1.0      # a cell mapped as building stands at least this tall, metres
 CANOPY_BASE = 0.4       # canopy underside as a fraction of the local crown height
 
+# The four neighbours of a grid cell: (row, col) offset and the outward normal (x east, y north) of
+# the side facing it. Rows run south.
+SIDES = (((0, 1), (1.0, 0.0)), ((0, -1), (-1.0, 0.0)), ((-1, 0), (0.0, 1.0)), ((1, 0), (0.0, -1.0)))
+
 
 @dataclass
 class ColumnLayer:

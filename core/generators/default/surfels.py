@@ -10,10 +10,10 @@ import torch
 from ...scene import Splats, quaternions_from_frames
 from ...schemes import SurfaceKind
 from .facade import STOREY, facade_colour
+from .layers import SIDES
 from .noise import hash_uniform
 
 SIGMA = 0.5  # splat standard deviation as a fraction of the surfel spacing
-_SIDES = (((0, 1), (1.0, 0.0)), ((0, -1), (-1.0, 0.0)), ((-1, 0), (0.0, 1.0)), ((1, 0), (0.0, -1.0)))
 
 
 @dataclass
@@ -66,7 +66,7 @@ def top_surfels(top: TopSurface, image: np.ndarray, image_valid: np.ndarray) -> 
 def wall_surfels(roof: np.ndarray, bottom: np.ndarray, ground: np.ndarray, top: TopSurface,
                  buildings: Buildings, class_id: int, spacing: float, seed: int, device: str) -> Splats:
     """Facade surfels on every exposed building wall, ``spacing`` metres apart."""
-    edges = [_exposed_edges(roof, bottom, top, buildings.labels, side) for side in _SIDES]
+    edges = [_exposed_edges(roof, bottom, top, buildings.labels, side) for side in SIDES]
     e = {k: np.concatenate([d[k] for d in edges]) for k in edges[0]}
     g = top.gsd
     n_along = max(1, int(round(g / spacing)))

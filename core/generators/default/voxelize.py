@@ -4,10 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...scene import SparseVoxels
-from .layers import ColumnLayer
+from .layers import SIDES, ColumnLayer
 
-# Neighbour offsets in grid (row, col) and the outward normal (x east, y north) of that side.
-_SIDES = (((0, 1), (1.0, 0.0)), ((0, -1), (-1.0, 0.0)), ((-1, 0), (0.0, 1.0)), ((1, 0), (0.0, -1.0)))
 
 
 
@@ -50,7 +48,7 @@ def _layer_shell(layer, size, base, colour, side_colour, top_normal) -> dict[str
         rows.append(r), cols.append(c), ks.append(k), normals.append(nrm)
     # Sides: the parts of each column not covered by the neighbour column of the same kind.
     pad_b, pad_t = np.pad(kb, 1), np.pad(kt, 1, constant_values=-1)
-    for (dr, dc), (nx, ny) in _SIDES:
+    for (dr, dc), (nx, ny) in SIDES:
         nb = pad_b[1 + r + dr, 1 + c + dc]
         nt = pad_t[1 + r + dr, 1 + c + dc]
         empty = nt < nb
