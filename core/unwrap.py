@@ -36,6 +36,7 @@ from .schemes import SurfaceKind
 
 BLOCK_M = 32.0          # chart size limit: charts never span two cells of this size
 UP_NZ = 0.7             # |normal z| above this projects from above (or below)
+ROUNDED_UP_NZ = 0.2     # the same for rounded surfaces (canopies)
 PLANE_COS = 0.9         # a chart whose faces all lie within acos(0.9) ~ 25 degrees of its mean normal
                         # is projected onto its own plane instead of its bin's
 MIN_CHART_FACES = 16    # smaller pieces cut off by block borders join a neighbouring chart
@@ -79,17 +80,17 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def _normal_bins(normals: np.ndarray, rounded: bool) -> np.ndarray:
     """(F,) int bin per face: UP, DOWN, or 2 + nearest 45 degree azimuth of the normal.
 
-    ``rounded`` surfaces (canopies: a top and an underside meeting at a rim) only use UP and DOWN:
-    azimuth bins would cut every canopy rim into dozens of one-face charts, and each costs padding
-    and packing time; the rim's texels are stretched instead, which foliage hides.
+    ``rounded`` surfaces (canopies: a top and an underside meeting at a rim) project from above or
+    below down to |nz| = ROUNDED_UP_NZ: azimuth bins would cut every canopy into dozens of one-face
+    charts, each costing padding and packing time; steep faces are stretched instead, which
+    foliage hides. Any face with nz > 0 keeps its winding when projected onto (x, y).
     """
     unit = _unit(normals)
-    if rounded:
-        return np.where(unit[:, 2] >= 0, UP, DOWN)
+    up_nz = ROUNDED_UP_NZ if rounded else UP_NZ
     azimuth = np.arctan2(unit[:, 1], unit[:, 0])
     bins = 2 + np.round(azimuth / (np.pi / 4)).astype(np.int64) % 8
-    bins[unit[:, 2] > UP_NZ] = UP
-    bins[unit[:, 2] < -UP_NZ] = DOWN
+    bins[unit[:, 2] > up_nz] = UP
+    bins[unit[:, 2] < -up_nz] = DOWN
     return bins
 
 

@@ -15,7 +15,6 @@ ProgressFn = Callable[[float, str], None]
 class GenerateSettings:
     seed: int = 0
     device: str = "auto"          # "auto" (CUDA when present), "cpu" or "cuda"
-    weights: str | None = None    # learned generators: local path or hub id overriding the default
 
 
 class Generator(Protocol):
