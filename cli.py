@@ -57,7 +57,44 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--formats", default="glb")
     conv.add_argument("--progress", choices=["bar", "json", "none"], default=None)
     conv.add_argument("--out", type=Path, required=True)
+    _world_parser(sub)
     return parser
+
+
+def _world_parser(sub) -> None:
+    from .core.schemes import SCHEMES
+
+    world = sub.add_parser("world", help="endless terrain: seamless chunks with LODs and a 3D Tiles tileset")
+    world.add_argument("--out", type=Path, required=True, help="world folder (created, or resumed)")
+    for name in ("rgb", "height", "dtm", "semantic"):
+        world.add_argument(f"--{name}", type=Path, help="input raster (not supported yet: procedural only)")
+    world.add_argument("--palette", default="openearthmap", choices=sorted(SCHEMES))
+    world.add_argument("--gsd", type=float, default=0.5, help="analysis grid of the generator, metres")
+    world.add_argument("--chunk-size", type=float, default=128.0, help="chunk side S, metres")
+    world.add_argument("--tiles", required=True, help="chunk ranges X0:X1,Y0:Y1, inclusive, negatives allowed")
+    world.add_argument("--lods", type=int, default=1, help="levels per chunk, halving budgets")
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--preset", default="game")
+    world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes")
+    world.add_argument("--progress", choices=["bar", "json", "none"], default=None)
+
+
+def _run_world(args: argparse.Namespace, progress) -> dict:
+    from .core.generators.default import DefaultGenerator
+    from .core.presets import load_preset
+    from .world.layout import WorldSpec
+    from .world.run import parse_tiles, run_world
+
+    given = [f"--{n}" for n in ("rgb", "height", "dtm", "semantic") if getattr(args, n) is not None]
+    if given:
+        raise InputError(given[0], "worlds over input rasters are not implemented yet",
+                         "leave the inputs out for a procedural world")
+    if args.workers < 1:
+        raise InputError("--workers", f"{args.workers} workers", "use 1 or more")
+    preset = load_preset(args.preset)
+    spec = WorldSpec(chunk_size=args.chunk_size, gsd=args.gsd, band=32.0, seed=args.seed, preset=preset.name,
+                     lods=args.lods, generator=f"{DefaultGenerator.name}/{DefaultGenerator.version}")
+    return run_world(args.out, spec, preset, parse_tiles(args.tiles), args.workers, progress)
 
 
 def _formats(text: str) -> list[str]:
@@ -73,8 +110,10 @@ def _formats(text: str) -> list[str]:
 
 def _run(args: argparse.Namespace, progress) -> dict:
     from .core.presets import load_preset
-    from .pipeline import GenerateJob, run_generate, run_convert
+    from .pipeline import GenerateJob, run_convert, run_generate
 
+    if args.command == "world":
+        return _run_world(args, progress)
     preset = load_preset(args.preset)
     formats = _formats(args.formats)
     if args.command == "convert":

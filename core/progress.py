@@ -7,7 +7,8 @@ import time
 from typing import TextIO
 
 # Share of the whole run each stage takes (roughly, measured on a 256² tile); drives the overall %.
-STAGE_WEIGHTS = {"read": 0.10, "generate": 0.30, "mesh": 0.15, "unwrap": 0.05, "bake": 0.25, "export": 0.15}
+STAGE_WEIGHTS = {"read": 0.10, "generate": 0.30, "mesh": 0.15, "unwrap": 0.05, "bake": 0.25, "export": 0.15,
+                 "world": 1.0}  # `satforge world` has one stage: its chunks
 
 
 class Progress:

@@ -140,8 +140,8 @@ def _write_pieces(out: BinaryIO, pieces: list[np.ndarray]) -> None:
         out.write(piece.data)
 
 
-def write_glb(scene: TexturedScene, png: bytes, path: Path) -> None:
-    """Write a self-contained GLB (image in the BIN chunk) to ``path``."""
+def glb_bytes(scene: TexturedScene, png: bytes) -> bytes:
+    """A self-contained GLB (image in the BIN chunk) as bytes, for callers that hash before writing."""
     gltf, blob = _build(scene)
     gltf.images.append(g.Image(name="atlas", bufferView=blob.add(np.frombuffer(png, np.uint8)),
                                mimeType="image/png"))
@@ -149,11 +149,13 @@ def write_glb(scene: TexturedScene, png: bytes, path: Path) -> None:
     text = _json_bytes(gltf, scene)
     text += b" " * (-len(text) % 4)  # the JSON chunk is padded with spaces
     total = 12 + 8 + len(text) + 8 + blob.length
-    with open(path, "wb") as out:
-        out.write(struct.pack("<4sII", b"glTF", 2, total))
-        out.write(struct.pack("<I4s", len(text), b"JSON") + text)
-        out.write(struct.pack("<I4s", blob.length, b"BIN\0"))
-        _write_pieces(out, blob.pieces)
+    head = struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(text), b"JSON") + text
+    return b"".join([head, struct.pack("<I4s", blob.length, b"BIN\0"), *(p.tobytes() for p in blob.pieces)])
+
+
+def write_glb(scene: TexturedScene, png: bytes, path: Path) -> None:
+    """Write a self-contained GLB (image in the BIN chunk) to ``path``."""
+    Path(path).write_bytes(glb_bytes(scene, png))
 
 
 def write_gltf(scene: TexturedScene, gltf_path: Path, bin_path: Path, bin_name: str, png_name: str) -> None:

@@ -1,0 +1,150 @@
+"""`satforge world`: seamless, order-independent, resumable chunks with LODs and a 3D Tiles tileset."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pygltflib
+import pytest
+from helpers_validate import assert_valid_gltf
+from satforge.cli import main
+
+S, LODS = 64, 2
+ARGS = ["--chunk-size", str(S), "--lods", str(LODS), "--seed", "19", "--progress", "none"]
+
+
+def _world(out: Path, tiles: str) -> Path:
+    assert main(["world", "--out", str(out), "--tiles", tiles, *ARGS]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    return _world(tmp_path_factory.mktemp("world") / "w", "0:1,0:1")
+
+
+def _tiles(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("tiles/*/*.glb"))}
+
+
+def _terrain(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Terrain POSITION and NORMAL in the chunk's core frame (x east, y north, z up), float32."""
+    gltf = pygltflib.GLTF2.load(str(path))
+    blob = gltf.binary_blob()
+    mesh = next(m for m in gltf.meshes if m.name == "terrain")
+
+    def read(index: int) -> np.ndarray:
+        acc = gltf.accessors[index]
+        view = gltf.bufferViews[acc.bufferView]
+        return np.frombuffer(blob, np.float32, acc.count * 3, view.byteOffset).reshape(-1, 3)
+
+    attrs = mesh.primitives[0].attributes
+    to_core = lambda v: np.stack([v[:, 0], 0 - v[:, 2], v[:, 1]], 1)
+    return to_core(read(attrs.POSITION)), to_core(read(attrs.NORMAL))
+
+
+def _border(path: Path, x: int, y: int, axis: int, local: float) -> dict[tuple, tuple]:
+    """World position -> normal of the terrain vertices on one chunk edge (offset added in float32)."""
+    pos, nrm = _terrain(path)
+    on = pos[:, axis] == np.float32(local)
+    world = pos[on] + np.array([(x + 0.5) * S, (y + 0.5) * S, 0], np.float32)
+    return {tuple(p.tolist()): tuple(n.tolist()) for p, n in zip(world, nrm[on])}
+
+
+@pytest.mark.parametrize("lod", range(LODS))
+def test_borders_are_bit_identical_at_every_lod(world, lod):
+    tile = lambda x, y: world / f"tiles/{lod}/tile_x{x}_y{y}.glb"
+    pairs = [((0, 0), (1, 0), 0), ((0, 1), (1, 1), 0), ((0, 0), (0, 1), 1), ((1, 0), (1, 1), 1)]
+    for (xa, ya), (xb, yb), axis in pairs:
+        a = _border(tile(xa, ya), xa, ya, axis, S / 2)
+        b = _border(tile(xb, yb), xb, yb, axis, -S / 2)
+        assert len(a) == S // 1 + 1, "the full-resolution border (every metre) is kept at every LOD"
+        assert a == b, f"border between {xa, ya} and {xb, yb} differs at LOD {lod}"
+
+
+def _faces(path: Path) -> int:
+    gltf = pygltflib.GLTF2.load(str(path))
+    return sum(gltf.accessors[m.primitives[0].indices].count // 3 for m in gltf.meshes)
+
+
+def test_lods_halve_triangles(world):
+    faces = [_faces(world / f"tiles/{lod}/tile_x0_y0.glb") for lod in range(LODS)]
+    assert faces[1] < 0.7 * faces[0]
+
+
+def test_chunk_alone_equals_chunk_in_a_larger_run(world, tmp_path):
+    alone = _world(tmp_path / "alone", "1:1,1:1")
+    for lod in range(LODS):
+        name = f"tiles/{lod}/tile_x1_y1.glb"
+        assert (alone / name).read_bytes() == (world / name).read_bytes()
+
+
+def test_world_has_objects_and_valid_glbs(world):
+    kinds = set()
+    for path in sorted(world.glob("tiles/*/*.glb")):
+        assert_valid_gltf(path)
+        gltf = pygltflib.GLTF2.load(str(path))
+        kinds |= {m.name for m in gltf.meshes}
+        assert all(s.wrapS == s.wrapT == pygltflib.CLAMP_TO_EDGE for s in gltf.samplers)
+    assert {"terrain", "building", "vegetation"} <= kinds
+
+
+def test_tileset_structure(world):
+    tileset = json.loads((world / "tileset.json").read_text())
+    assert tileset["asset"]["version"] == "1.1"
+    assert "georeference" in tileset["extras"]
+    root = tileset["root"]
+    assert root["refine"] == "REPLACE" and len(root["children"]) == 4
+    for chunk in root["children"]:
+        errors, node = [], chunk
+        while True:
+            assert node["refine"] == "REPLACE" and (world / node["content"]["uri"]).is_file()
+            errors.append(node["geometricError"])
+            if "children" not in node:
+                break
+            node = node["children"][0]
+        assert len(errors) == LODS and errors[-1] == 0
+        assert all(a == 2 * b for a, b in itertools.pairwise(errors[:-1]))
+        assert tileset["geometricError"] == root["geometricError"] >= errors[0]
+        assert [c % (S / 2) for c in chunk["transform"][12:14]] == [0, 0]
+
+
+def test_same_range_twice_does_nothing(world):
+    before = {p: p.stat().st_mtime_ns for p in world.rglob("*") if p.is_file()}
+    _world(world, "0:1,0:1")
+    assert {p: p.stat().st_mtime_ns for p in world.rglob("*") if p.is_file()} == before
+
+
+def test_resume_after_kill_matches_uninterrupted_run(world, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "satforge", "world", "--out", str(out), "--tiles", "0:1,0:1", *ARGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "manifest.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into the next chunk's work (or its writes)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    committed = json.loads((out / "manifest.json").read_text())["chunks"]
+    assert 1 <= len(committed) < 4, "the kill should land mid-run"
+    _world(out, "0:1,0:1")
+    assert _tiles(out) == _tiles(world)
+    assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
+    assert not list(out.rglob("*.part"))
+
+
+@pytest.mark.parametrize("args", [["--tiles", "3:1,0:0"], ["--tiles", "0:0", "--chunk-size", "100.3"],
+                                  ["--tiles", "0:0,0:0", "--rgb", "missing.tif"],
+                                  ["--tiles", "0:0,0:0", "--lods", "0"]])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args):
+    out = tmp_path / "bad"
+    assert main(["world", "--out", str(out), *args]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()

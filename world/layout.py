@@ -1,0 +1,107 @@
+"""A world folder: chunk indexing, file paths, the manifest (the commit point of every chunk).
+
+Chunk (X, Y) covers [X*S, (X+1)*S) east and [Y*S, (Y+1)*S) north of the world origin; its GLBs are
+``tiles/{lod}/tile_x{X}_y{Y}.glb`` with vertices relative to the chunk centre ((X + 1/2) S,
+(Y + 1/2) S), a multiple of S/2, so adding the centre to a float32 vertex is exact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..core.atomic import write_bytes_atomic
+from ..core.errors import InputError
+
+FORMAT = "satforge.world/1"
+MANIFEST, TILESET = "manifest.json", "tileset.json"
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything a chunk's bytes depend on besides (X, Y)."""
+
+    chunk_size: float        # S, metres
+    gsd: float               # analysis grid of the generator, metres
+    band: float              # overlap band around each chunk's window, metres
+    seed: int
+    preset: str
+    lods: int
+    generator: str           # "default/1.0"
+    crs: str | None = None
+    easting: float = 0.0     # world origin (south-west corner) in the CRS
+    northing: float = 0.0
+    elevation: float = 0.0
+
+    def centre(self, x: int, y: int) -> tuple[float, float]:
+        """Chunk centre in world metres (east, north of the origin)."""
+        return (x + 0.5) * self.chunk_size, (y + 0.5) * self.chunk_size
+
+    def header(self) -> dict:
+        return {"format": FORMAT, "satforge": __version__, **asdict(self)}
+
+
+def chunk_key(x: int, y: int) -> str:
+    return f"{x},{y}"
+
+
+def tile_path(lod: int, x: int, y: int) -> str:
+    return f"tiles/{lod}/tile_x{x}_y{y}.glb"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(out: Path, spec: WorldSpec) -> dict:
+    """The folder's manifest, or a fresh one; a manifest of other settings is a user error."""
+    path = out / MANIFEST
+    fresh = {**spec.header(), "chunks": {}}
+    if not path.exists():
+        return fresh
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable world manifest ({exc})", "remove it or use another --out") from None
+    old = {k: manifest.get(k) for k in spec.header() if k != "satforge"}
+    new = {k: v for k, v in spec.header().items() if k != "satforge"}
+    if old != new:
+        diff = ", ".join(f"{k}={old[k]!r}" for k in new if old[k] != new[k])
+        raise InputError("--out", f"{out} holds a world made with other settings ({diff})",
+                         "use the same settings or another --out")
+    return manifest
+
+
+def chunk_done(out: Path, manifest: dict, x: int, y: int) -> bool:
+    """Whether every LOD file of the chunk is on disk with the hash the manifest committed."""
+    entry = manifest["chunks"].get(chunk_key(x, y))
+    if entry is None:
+        return False
+    for item in entry["files"]:
+        path = out / item["path"]
+        if not path.is_file() or sha256(path.read_bytes()) != item["sha256"]:
+            return False
+    return True
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically write ``data`` unless the file already holds exactly it; returns whether written."""
+    if path.is_file() and path.read_bytes() == data:
+        return False
+    write_bytes_atomic(path, data)
+    return True
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    # Sorted chunks: the manifest's bytes do not depend on the order chunks finished in.
+    ordered = {**manifest, "chunks": dict(sorted(manifest["chunks"].items(),
+                                                 key=lambda kv: tuple(map(int, kv[0].split(",")))))}
+    return (json.dumps(ordered, indent=1) + "\n").encode()
+
+
+def remove_stale_parts(out: Path) -> None:
+    """Temporary files a killed run left behind (core.atomic names them ``.{name}.*.part``)."""
+    for part in [*out.glob(".*.part"), *out.glob("tiles/*/.*.part")]:
+        part.unlink(missing_ok=True)

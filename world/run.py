@@ -1,0 +1,129 @@
+"""Make a range of chunks: skip the finished ones, run the rest (in worker processes when asked),
+write each chunk's files, then commit it in the manifest; finally rewrite the tileset.
+
+Only this (parent) process writes: files first (atomically), then the manifest (atomically), so a
+kill at any moment leaves every committed chunk intact and at worst uncommitted files that the next
+run regenerates byte for byte. At most two chunks per worker are in flight, so memory does not
+grow with the world.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from ..core.atomic import write_bytes_atomic
+from ..core.errors import InputError
+from ..core.presets import Preset
+from ..core.progress import Progress
+from . import source
+from .chunk import ChunkResult, make_chunk, terrain_step
+from .layout import (
+    MANIFEST,
+    TILESET,
+    WorldSpec,
+    chunk_done,
+    chunk_key,
+    manifest_bytes,
+    read_manifest,
+    remove_stale_parts,
+    sha256,
+    tile_path,
+    write_if_changed,
+)
+from .tileset import tileset_bytes
+
+
+def parse_tiles(text: str) -> list[tuple[int, int]]:
+    """"X0:X1,Y0:Y1" (inclusive, negatives allowed) -> chunks, rows south to north, west to east."""
+    try:
+        xs, ys = (tuple(int(v) for v in part.split(":")) for part in text.split(","))
+        (x0, x1), (y0, y1) = xs, ys
+    except ValueError:
+        raise InputError("--tiles", f"cannot read {text!r}", "write X0:X1,Y0:Y1, e.g. -1:2,0:3") from None
+    if x1 < x0 or y1 < y0:
+        raise InputError("--tiles", f"empty range {text!r}", "the first index of each range is the smaller")
+    return [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
+
+
+def check_spec(spec: WorldSpec) -> None:
+    """User mistakes in the world's settings, before anything is written."""
+    if not 0.1 <= spec.gsd <= 5:
+        raise InputError("--gsd", f"{spec.gsd} m is not a usable grid", "use 0.1 to 5 metres")
+    steps = spec.chunk_size / terrain_step(spec)
+    if spec.chunk_size < 16 or steps != int(steps) or spec.chunk_size > 1024:
+        raise InputError("--chunk-size", f"{spec.chunk_size} m does not fit the {terrain_step(spec)} m "
+                         "terrain grid", "use 16 to 1024 m, a multiple of twice --gsd")
+    if not 1 <= spec.lods <= 6:
+        raise InputError("--lods", f"{spec.lods} levels", "use 1 to 6")
+    if spec.band < source.MAX_OBJECT:
+        raise InputError("band", f"{spec.band} m is narrower than the largest object", "widen it")
+
+
+def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]],
+             workers: int) -> Iterator[ChunkResult]:
+    """Chunk results as they finish; at most 2 per worker in flight."""
+    if workers <= 1:
+        yield from (make_chunk(spec, preset, x, y) for x, y in todo)
+        return
+    # spawn: workers start clean (no inherited torch threads), the parent never imports torch.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: set[Future] = set()
+        queue = iter(todo)
+        for x, y in queue:
+            pending.add(pool.submit(make_chunk, spec, preset, x, y))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(make_chunk, spec, preset, *nxt))
+
+
+def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
+    files = []
+    for lod, data in enumerate(result.glbs):
+        path = tile_path(lod, result.x, result.y)
+        write_bytes_atomic(out / path, data)
+        files.append({"lod": lod, "path": path, "sha256": sha256(data), "bytes": len(data)})
+    manifest["chunks"][chunk_key(result.x, result.y)] = {
+        "x": result.x, "y": result.y, "bounds": [round(b, 4) for b in result.bounds], "files": files}
+    write_bytes_atomic(out / MANIFEST, manifest_bytes(manifest))  # the commit point
+
+
+def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple[int, int]],
+              workers: int, progress: Progress) -> dict:
+    """Make every chunk of ``chunks`` not already in ``out``; returns a report."""
+    check_spec(spec)
+    start = time.perf_counter()
+    manifest = read_manifest(out, spec)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out)
+    chunks = list(chunks)
+    todo = [c for c in chunks if not chunk_done(out, manifest, *c)]
+    progress.begin("world")
+    triangles = 0
+    for done, result in enumerate(_results(spec, preset, todo, workers), 1):
+        _commit(out, manifest, result)
+        triangles += result.triangles
+        progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
+    progress.end("world")
+    write_if_changed(out / MANIFEST, manifest_bytes(manifest))
+    write_if_changed(out / TILESET, tileset_bytes(spec, manifest))
+    seconds = round(time.perf_counter() - start, 3)
+    return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
+            "triangles": {"total": triangles}, "chunks": {"made": len(todo), "skipped": len(chunks) - len(todo)},
+            "seconds_per_chunk": round(seconds / len(todo), 3) if todo else 0.0,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    """The largest process of the run: this one or any finished worker (ru_maxrss is KiB on Linux)."""
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return round(peak / 1024, 1)
