@@ -21,8 +21,9 @@ Steps:
    gets the mean colour of the charts.
 
 Cost: the splat neighbour search dominates, so texels are handled in 2x2 blocks that share one
-search around their centre (when they lie together on one surface), in chunks spread over all
-cores; memory stays bounded by the chunk size apart from a few per-texel atlas arrays.
+search around their centre (when they lie together on one surface), in chunks spread over the
+given threads (default every core); memory stays bounded by the chunk size apart from a few
+per-texel atlas arrays.
 """
 from __future__ import annotations
 
@@ -272,12 +273,12 @@ def _bake_blocks(tris: _Triangles, owner: np.ndarray, blocks: np.ndarray, field:
     return flat, sums[:, :3] / np.maximum(sums[:, 3:], 1e-30), sums[:, 3]
 
 
-def _voxel_colours(scene: Scene, points: np.ndarray) -> np.ndarray:
+def _voxel_colours(scene: Scene, points: np.ndarray, threads: int) -> np.ndarray:
     """(N, 3) float32 colours in [0, 1] of the voxels nearest to points (mid grey without voxels)."""
     if len(scene.voxels) == 0:
         return np.full((len(points), 3), 0.5, np.float32)
     tree = cKDTree(scene.voxels.centres(), balanced_tree=False, compact_nodes=False)
-    _, nearest = tree.query(points, workers=-1)
+    _, nearest = tree.query(points, workers=threads)
     return scene.voxels.colour[nearest].astype(np.float32) / 255
 
 
@@ -306,14 +307,19 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8) -> np.ndarray:
-    """(H, W, 3) uint8 sRGB albedo of the atlas, row 0 at v = 0 (see the module docstring)."""
+def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB albedo of the atlas, row 0 at v = 0 (see the module docstring).
+
+    ``threads``: how many threads to use (default every core); callers that already run one bake
+    per core pass 1, so they do not oversubscribe. The image does not depend on it.
+    """
+    threads = threads or _cores()
     width, height = atlas.width, atlas.height
     texel_m = 1 / atlas.texels_per_metre
     image = np.zeros((height * width, 3), np.uint8)
     bare = [np.zeros(0, np.int64)]
     # Chunks are independent and numpy / cKDTree release the GIL, so threads use every core.
-    with ThreadPoolExecutor(_cores()) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         field = pool.submit(_splat_field, scene.splats) if len(scene.splats) else None
         tris = _triangles(atlas)
         owner = _owners(tris, width, height)
@@ -326,7 +332,7 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8) -> np.ndarray:
             bare.append(flat[weight < MIN_WEIGHT])
     bare = np.concatenate(bare)
     if len(bare):
-        image[bare] = _to_srgb8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0]))
+        image[bare] = _to_srgb8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0], threads))
     covered = owner >= 0
     # The background colour: the mean of a regular sample of the covered texels is plenty.
     background = image[np.flatnonzero(covered)[::97]].mean(0).round() if covered.any() else 0

@@ -86,6 +86,13 @@ def test_chunk_alone_equals_chunk_in_a_larger_run(world, tmp_path):
         assert (alone / name).read_bytes() == (world / name).read_bytes()
 
 
+def test_two_workers_make_the_same_bytes(world, tmp_path):
+    out = tmp_path / "two"
+    assert main(["world", "--out", str(out), "--tiles", "0:1,0:1", "--workers", "2", *ARGS]) == 0
+    assert _tiles(out) == _tiles(world)
+    assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
+
+
 def test_world_has_objects_and_valid_glbs(world):
     kinds = set()
     for path in sorted(world.glob("tiles/*/*.glb")):

@@ -190,7 +190,7 @@ def _compose(terrain: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
 
 
 def _lod(spec: WorldSpec, preset: Preset, x: int, y: int, lod: int, grid: _Grid,
-         scene: Scene | None) -> TexturedScene:
+         scene: Scene | None, threads: int | None) -> TexturedScene:
     area = spec.chunk_size ** 2
     triangles, texels = preset.triangle_budget(area) >> lod, preset.texel_budget(area) >> lod
     n = _terrain_texels(spec, texels)
@@ -199,7 +199,7 @@ def _lod(spec: WorldSpec, preset: Preset, x: int, y: int, lod: int, grid: _Grid,
     if scene is not None:
         solids = _object_meshes(scene, max(triangles - len(terrain.faces), 1))
         atlas = unwrap(solids, preset.texels_per_image_pixel / scene.image_gsd, texels - (n + 1) ** 2)
-        image = bake_albedo(atlas, scene)
+        image = bake_albedo(atlas, scene, threads=threads)
         meshes += atlas.meshes
     composed = _compose(_terrain_image(spec, x, y, n), image)
     height, width = composed.shape[:2]
@@ -220,8 +220,11 @@ def _chunk_georef(spec: WorldSpec, x: int, y: int) -> Georeference:
                         gsd=spec.gsd, source="satforge world chunk")
 
 
-def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int) -> ChunkResult:
-    """Every LOD of chunk (x, y): a pure function of (spec, preset, x, y)."""
+def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | None = None) -> ChunkResult:
+    """Every LOD of chunk (x, y): a pure function of (spec, preset, x, y).
+
+    ``threads`` bounds the bake's threads (default every core); the bytes do not depend on it.
+    """
     tile = window_tile(spec, x, y)
     scene = None
     if tile is not None:
@@ -232,7 +235,7 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int) -> ChunkResult:
     grid = terrain_grid(spec, x, y)
     glbs, triangles, bounds = [], 0, None
     for lod in range(spec.lods):
-        textured = _lod(spec, preset, x, y, lod, grid, scene)
+        textured = _lod(spec, preset, x, y, lod, grid, scene, threads)
         glbs.append(glb_bytes(textured, encode_png(textured.atlas)))
         triangles += textured.triangle_count
         if bounds is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -63,18 +64,32 @@ def check_spec(spec: WorldSpec) -> None:
         raise InputError("band", f"{spec.band} m is narrower than the largest object", "widen it")
 
 
+def _single_threaded() -> None:
+    """Worker initializer: one torch thread per worker (the bake gets threads=1), so N workers
+    keep N cores busy instead of fighting over them."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """fork on Linux, spawn elsewhere: a forked worker inherits the parent's imports, where a
+    spawned one pays seconds of imports (torch's) before its first chunk. Forking after torch is
+    imported is safe as torch's DataLoader does it: no CUDA, and one torch thread per worker."""
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+
+
 def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]],
              workers: int) -> Iterator[ChunkResult]:
     """Chunk results as they finish; at most 2 per worker in flight."""
     if workers <= 1:
         yield from (make_chunk(spec, preset, x, y) for x, y in todo)
         return
-    # spawn: workers start clean (no inherited torch threads), the parent never imports torch.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_single_threaded) as pool:
         pending: set[Future] = set()
         queue = iter(todo)
         for x, y in queue:
-            pending.add(pool.submit(make_chunk, spec, preset, x, y))
+            pending.add(pool.submit(make_chunk, spec, preset, x, y, 1))
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -83,7 +98,7 @@ def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]],
                 yield future.result()
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(make_chunk, spec, preset, *nxt))
+                    pending.add(pool.submit(make_chunk, spec, preset, *nxt, 1))
 
 
 def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
