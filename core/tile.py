@@ -16,7 +16,8 @@ class Tile:
 
     Two grids cover the same extent (``georef.width_m`` x ``georef.height_m``):
     - the analysis grid (H, W) at ``georef.gsd`` metres: heights, classes, validity;
-    - the image grid (Hi, Wi) at ``image_gsd``: the orthophoto at its own (finer or equal) resolution.
+    - the image grid (Hi, Wi) at ``image_gsd``: the orthophoto at its own resolution (usually finer;
+      coarser only when the height or semantic raster is more than twice as fine as the photo).
     """
 
     name: str
