@@ -5,7 +5,6 @@ Each stage is timed and its peak memory recorded; data flows forward only.
 from __future__ import annotations
 
 import json
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from .core.atomic import write_bytes_atomic
 from .core.errors import InputError
 from .core.inputs import InputFiles, load_tile
 from .core.presets import Preset
-from .core.progress import Progress
+from .core.progress import Progress, peak_rss_mb
 from .core.scene import Scene
 from .core.schemes import get_scheme
 from .exporters import export_scene
@@ -48,16 +47,11 @@ class Report:
                 "stages": self.stages, **self.data}
 
 
-def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux: the process' high-water mark so far.
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def _stage(report: Report, progress: Progress, name: str, work: Callable[[], object]):
     progress.begin(name)
     start = time.perf_counter()
     result = work()
-    report.stages[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": _peak_rss_mb()}
+    report.stages[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": peak_rss_mb()}
     progress.end(name)
     return result
 

@@ -35,6 +35,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from .arrays import ramps, to_u8
 from .scene import Scene, Splats
 from .unwrap import Atlas
 
@@ -124,7 +125,7 @@ def _strips(tris: _Triangles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.maximum(1, CANDIDATE_CHUNK // _bucket(w))
     count = -(-h // rows)
     tri = np.repeat(np.arange(len(w)), count)
-    first = tris.lo[tri, 1] + (np.arange(len(tri)) - np.repeat(np.cumsum(count) - count, count)) * rows[tri]
+    first = tris.lo[tri, 1] + ramps(count) * rows[tri]
     return tri, first, np.minimum(rows[tri], tris.lo[tri, 1] + h[tri] - first)
 
 
@@ -298,10 +299,6 @@ def _dilate(image: np.ndarray, covered: np.ndarray, background: np.ndarray, dila
     return image
 
 
-def _to_srgb8(colour: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(colour, 0, 1) * 255).astype(np.uint8)
-
-
 def _cores() -> int:
     """CPUs this process may run on (the affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -328,11 +325,11 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
         chunks = [blocks[s:s + BLOCK_CHUNK] for s in range(0, len(blocks), BLOCK_CHUNK)]
         for flat, colour, weight in pool.map(
                 lambda c: _bake_blocks(tris, owner, c, field, width, texel_m), chunks):
-            image[flat] = _to_srgb8(colour)
+            image[flat] = to_u8(colour)
             bare.append(flat[weight < MIN_WEIGHT])
     bare = np.concatenate(bare)
     if len(bare):
-        image[bare] = _to_srgb8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0], threads))
+        image[bare] = to_u8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0], threads))
     covered = owner >= 0
     # The background colour: the mean of a regular sample of the covered texels is plenty.
     background = image[np.flatnonzero(covered)[::97]].mean(0).round() if covered.any() else 0

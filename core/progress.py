@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from typing import TextIO
@@ -53,3 +54,12 @@ class Progress:
     def _emit(self, obj: dict) -> None:
         self.stream.write(json.dumps(obj) + "\n")
         self.stream.flush()
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    """High-water mark of this process (and, with ``children``, of its finished workers), in MB.
+
+    ru_maxrss is in KiB on Linux.
+    """
+    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) if children else (resource.RUSAGE_SELF,)
+    return round(max(resource.getrusage(w).ru_maxrss for w in who) / 1024, 1)

@@ -24,6 +24,7 @@ import numpy as np
 import pyfqmr
 from scipy import ndimage
 
+from ..core.arrays import to_u8
 from ..core.bake import bake_albedo
 from ..core.convert import BudgetError, scene_to_meshes
 from ..core.generators import GenerateSettings, get_generator
@@ -154,7 +155,7 @@ def _terrain_image(spec: WorldSpec, x: int, y: int, n: int) -> np.ndarray:
     size = spec.chunk_size
     along = np.arange(n + 1) * (size / n)
     gx, gy = np.meshgrid(x * size + along, (y + 1) * size - along)
-    return np.round(source.ground_colour(spec.seed, gx, gy) * 255).astype(np.uint8)
+    return to_u8(source.ground_colour(spec.seed, gx, gy))
 
 
 def _terrain_mesh(spec: WorldSpec, x: int, y: int, grid: _Grid, n: int) -> TexturedMesh:

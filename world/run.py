@@ -9,7 +9,6 @@ grow with the world.
 from __future__ import annotations
 
 import multiprocessing
-import resource
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import InputError
 from ..core.presets import Preset
-from ..core.progress import Progress
+from ..core.progress import Progress, peak_rss_mb
 from . import source
 from .chunk import ChunkResult, make_chunk, terrain_step
 from .layout import (
@@ -135,10 +134,5 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
             "triangles": {"total": triangles}, "chunks": {"made": len(todo), "skipped": len(chunks) - len(todo)},
             "seconds_per_chunk": round(seconds / len(todo), 3) if todo else 0.0,
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(children=True)}
 
-
-def _peak_rss_mb() -> float:
-    """The largest process of the run: this one or any finished worker (ru_maxrss is KiB on Linux)."""
-    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return round(peak / 1024, 1)

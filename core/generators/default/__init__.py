@@ -13,6 +13,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ...schemes import SurfaceKind
+from ...arrays import to_u8
 from ...scene import Scene, Splats
 from ...tile import Tile
 from ..base import GenerateSettings, ProgressFn, resolve_device
@@ -20,7 +21,7 @@ from .classify import classify
 from .facade import facade_base
 from .layers import ColumnLayer, build_layers, top_layer_index
 from .noise import hash_uniform, value_noise
-from .priors import building_heights, tree_heights
+from .priors import building_heights, first_cells, tree_heights
 from .surfels import Buildings, TopSurface, top_surfels, wall_surfels
 from .voxelize import shell_voxels
 
@@ -64,7 +65,7 @@ class DefaultGenerator:
         buildings = _buildings(building, colour, seed, tile.shape)
         progress(0.5, "voxels")
         side = buildings.base[buildings.labels]
-        voxels = shell_voxels(layers, tile.gsd, _u8(colour), _u8(np.where(buildings.labels[..., None] > 0,
+        voxels = shell_voxels(layers, tile.gsd, to_u8(colour), to_u8(np.where(buildings.labels[..., None] > 0,
                                                                           side, colour * 0.8)), top.normal)
         progress(0.7, "surfels")
         image, image_valid = (tile.rgb, tile.image_valid) if tile.rgb is not None else (colour, tile.valid)
@@ -80,10 +81,6 @@ class DefaultGenerator:
         return Scene(voxels=voxels, splats=Splats.concat(parts), georef=tile.georef, scheme=tile.scheme.name,
                      generator=f"{self.name}/{self.version}", seed=seed,
                      image_gsd=spacing, provenance=provenance)
-
-
-def _u8(colour: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(colour * 255), 0, 255).astype(np.uint8)
 
 
 def _fill_nan(values: np.ndarray) -> np.ndarray:
@@ -159,9 +156,7 @@ def _buildings(layer: ColumnLayer | None, colour: np.ndarray, seed: int, shape) 
     labels, n = ndimage.label(layer.mask)
     index = np.arange(1, n + 1)
     roof = np.stack([ndimage.mean(colour[..., i], labels, index) for i in range(3)], -1).reshape(n, 3)
-    flat = labels.ravel()
-    _, first = np.unique(flat, return_index=True)
-    key = first[1:] if flat[first[0]] == 0 else first  # the first cell of each building: a stable id
+    key = first_cells(labels, n)
     base = np.concatenate([np.zeros((1, 3)), facade_base(roof, key, seed)]).astype(np.float32)
     bay = np.concatenate([[1.0], 2.4 + 1.2 * hash_uniform(seed, 5, key)]).astype(np.float32)
     return Buildings(labels.astype(np.int32), base, bay)

@@ -18,13 +18,18 @@ from scipy import ndimage
 from .noise import hash_uniform, value_noise
 
 
+def first_cells(labels: np.ndarray, n: int) -> np.ndarray:
+    """(n,) flat index of each labelled component's first cell in row-major order: a stable id that
+    does not depend on the order components were found in."""
+    flat = labels.ravel()
+    _, first = np.unique(flat, return_index=True)
+    return first[1:] if n and flat[first[0]] == 0 else first
+
+
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
     """Labels, count, and (count, 2) row/col of each component's first cell in row-major order."""
     labels, n = ndimage.label(mask)
-    flat = labels.ravel()
-    _, first = np.unique(flat, return_index=True)
-    first = first[1:] if n and flat[first[0]] == 0 else first
-    return labels, n, np.stack(np.unravel_index(first, mask.shape), -1)
+    return labels, n, np.stack(np.unravel_index(first_cells(labels, n), mask.shape), -1)
 
 
 def building_heights(mask: np.ndarray, gsd: float, seed: int) -> np.ndarray:

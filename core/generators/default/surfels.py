@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...arrays import ramps
 from ...scene import Splats, quaternions_from_frames
 from ...schemes import SurfaceKind
 from .facade import STOREY, facade_colour
@@ -73,7 +74,7 @@ def wall_surfels(roof: np.ndarray, bottom: np.ndarray, ground: np.ndarray, top: 
     n_up = np.maximum(1, np.ceil((e["z_hi"] - e["z_lo"]) / spacing)).astype(np.int64)
     count = n_up * n_along
     idx = np.repeat(np.arange(len(count)), count)
-    step = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    step = ramps(count)
     ia, iu = step % n_along, step // n_along
     normal = np.stack([e["nx"], e["ny"], np.zeros_like(e["nx"])], -1)[idx]
     along_dir = np.stack([-normal[:, 1], normal[:, 0], np.zeros(len(idx))], -1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...arrays import ramps
 from ...scene import SparseVoxels
 from .layers import SIDES, ColumnLayer
 
@@ -56,7 +57,7 @@ def _layer_shell(layer, size, base, colour, side_colour, top_normal) -> dict[str
                        (np.where(empty, kt[r, c] + 1, np.maximum(kb[r, c], nt + 1)), kt[r, c])):
             n = np.maximum(hi - lo + 1, 0)
             rows.append(np.repeat(r, n)), cols.append(np.repeat(c, n))
-            ks.append(np.repeat(lo, n) + _ramp(n))
+            ks.append(np.repeat(lo, n) + ramps(n))
             normals.append(np.tile([nx, ny, 0.0], (int(n.sum()), 1)))
     rr, cc, kk = np.concatenate(rows), np.concatenate(cols), np.concatenate(ks)
     nn = np.concatenate(normals)
@@ -75,10 +76,3 @@ def _layer_shell(layer, size, base, colour, side_colour, top_normal) -> dict[str
             "class_id": layer.class_id[r1, c1].astype(np.uint8),
             "kind": np.full(len(uniq), int(layer.kind), np.uint8),
             "normal": normal.astype(np.float32)}
-
-
-def _ramp(counts: np.ndarray) -> np.ndarray:
-    """Concatenated aranges: counts [2, 3] -> [0, 1, 0, 1, 2]."""
-    total = int(counts.sum())
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return np.arange(total) - starts
