@@ -11,8 +11,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 from . import __version__
 from .core.errors import InputError
@@ -65,36 +66,38 @@ def _world_parser(sub) -> None:
     from .core.schemes import SCHEMES
 
     world = sub.add_parser("world", help="endless terrain: seamless chunks with LODs and a 3D Tiles tileset")
-    world.add_argument("--out", type=Path, required=True, help="world folder (created, or resumed)")
-    for name in ("rgb", "height", "dtm", "semantic"):
-        world.add_argument(f"--{name}", type=Path, help="input raster (not supported yet: procedural only)")
-    world.add_argument("--palette", default="openearthmap", choices=sorted(SCHEMES))
-    world.add_argument("--gsd", type=float, default=0.5, help="analysis grid of the generator, metres")
-    world.add_argument("--chunk-size", type=float, default=128.0, help="chunk side S, metres")
+    world.add_argument("--out", type=Path, required=True,
+                       help="world folder: created, or resumed/extended with the settings in its manifest")
     world.add_argument("--tiles", required=True, help="chunk ranges X0:X1,Y0:Y1, inclusive, negatives allowed")
-    world.add_argument("--lods", type=int, default=1, help="levels per chunk, halving budgets")
-    world.add_argument("--seed", type=int, default=0)
-    world.add_argument("--preset", default="game")
+    world.add_argument("--rgb", type=Path, help="orthophoto of any size, read window by window")
+    world.add_argument("--height", type=Path, help="height raster: DSM or nDSM")
+    world.add_argument("--dtm", type=Path, help="terrain model; with it, --height is a DSM")
+    world.add_argument("--semantic", type=Path, help="land-cover map: class ids or palette colours")
+    world.add_argument("--input-gsd", type=float, help="metres per pixel of inputs without georeference")
+    # Settings default to None: "not given" means the manifest's value on an existing world.
+    world.add_argument("--palette", choices=sorted(SCHEMES), help="class scheme (default openearthmap)")
+    world.add_argument("--gsd", type=float, help="analysis grid of the generator, metres (default 0.5)")
+    world.add_argument("--chunk-size", type=float, help="chunk side S, metres (default 128)")
+    world.add_argument("--lods", type=int, help="levels per chunk, halving budgets (default 1)")
+    world.add_argument("--seed", type=int, help="default 0")
+    world.add_argument("--preset", help="game | twin | a .toml file (default game)")
     world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes")
     world.add_argument("--progress", choices=["bar", "json", "none"], default=None)
 
 
 def _run_world(args: argparse.Namespace, progress) -> dict:
-    from .core.generators.default import DefaultGenerator
-    from .core.presets import load_preset
-    from .world.layout import WorldSpec
-    from .world.run import parse_tiles, run_world
+    from .core.inputs import InputFiles
+    from .world.run import parse_tiles, run_world, world_settings
 
-    given = [f"--{n}" for n in ("rgb", "height", "dtm", "semantic") if getattr(args, n) is not None]
-    if given:
-        raise InputError(given[0], "worlds over input rasters are not implemented yet",
-                         "leave the inputs out for a procedural world")
     if args.workers < 1:
         raise InputError("--workers", f"{args.workers} workers", "use 1 or more")
-    preset = load_preset(args.preset)
-    spec = WorldSpec(chunk_size=args.chunk_size, gsd=args.gsd, band=32.0, seed=args.seed, preset=preset.name,
-                     lods=args.lods, generator=f"{DefaultGenerator.name}/{DefaultGenerator.version}")
-    return run_world(args.out, spec, preset, parse_tiles(args.tiles), args.workers, progress)
+    tiles = parse_tiles(args.tiles)
+    files = InputFiles(rgb=args.rgb, height=args.height, dtm=args.dtm, semantic=args.semantic,
+                       palette=args.palette or "openearthmap", gsd=args.input_gsd)
+    options = {"gsd": args.gsd, "chunk_size": args.chunk_size, "lods": args.lods, "seed": args.seed,
+               "preset": args.preset, "palette": args.palette}
+    spec, preset = world_settings(args.out, files, options)
+    return run_world(args.out, spec, preset, tiles, args.workers, progress)
 
 
 def _formats(text: str) -> list[str]:
@@ -128,12 +131,24 @@ def _run(args: argparse.Namespace, progress) -> dict:
     return run_generate(job, progress).to_dict()
 
 
+def _joined_ranges(argv: list[str]) -> list[str]:
+    """``--tiles -2:3,-1:0`` -> ``--tiles=-2:3,-1:0``: argparse takes a value starting with '-' for
+    an option, but negative chunk ranges are the normal case."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--tiles" and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"--tiles={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .core.progress import Progress
 
     progress = None
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(_joined_ranges(sys.argv[1:] if argv is None else list(argv)))
         mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
         progress = Progress(mode)
         report = _run(args, progress)

@@ -5,6 +5,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 # Share of the whole run each stage takes (roughly, measured on a 256² tile); drives the overall %.
@@ -59,7 +60,15 @@ class Progress:
 def peak_rss_mb(children: bool = False) -> float:
     """High-water mark of this process (and, with ``children``, of its finished workers), in MB.
 
+    This process's own mark comes from /proc/self/status (VmHWM) where there is one: getrusage's
+    ru_maxrss survives exec, so a process started by a big parent would report the parent's size.
     ru_maxrss is in KiB on Linux.
     """
-    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) if children else (resource.RUSAGE_SELF,)
-    return round(max(resource.getrusage(w).ru_maxrss for w in who) / 1024, 1)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        status = Path("/proc/self/status").read_text()
+        own = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    kib = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) if children else own
+    return round(kib / 1024, 1)

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pygltflib
 import pytest
 from helpers_validate import assert_valid_gltf
+from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
 from satforge.cli import main
 
 S, LODS = 64, 2
@@ -30,43 +30,15 @@ def world(tmp_path_factory) -> Path:
     return _world(tmp_path_factory.mktemp("world") / "w", "0:1,0:1")
 
 
-def _tiles(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("tiles/*/*.glb"))}
-
-
-def _terrain(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Terrain POSITION and NORMAL in the chunk's core frame (x east, y north, z up), float32."""
-    gltf = pygltflib.GLTF2.load(str(path))
-    blob = gltf.binary_blob()
-    mesh = next(m for m in gltf.meshes if m.name == "terrain")
-
-    def read(index: int) -> np.ndarray:
-        acc = gltf.accessors[index]
-        view = gltf.bufferViews[acc.bufferView]
-        return np.frombuffer(blob, np.float32, acc.count * 3, view.byteOffset).reshape(-1, 3)
-
-    attrs = mesh.primitives[0].attributes
-    to_core = lambda v: np.stack([v[:, 0], 0 - v[:, 2], v[:, 1]], 1)
-    return to_core(read(attrs.POSITION)), to_core(read(attrs.NORMAL))
-
-
-def _border(path: Path, x: int, y: int, axis: int, local: float) -> dict[tuple, tuple]:
-    """World position -> normal of the terrain vertices on one chunk edge (offset added in float32)."""
-    pos, nrm = _terrain(path)
-    on = pos[:, axis] == np.float32(local)
-    world = pos[on] + np.array([(x + 0.5) * S, (y + 0.5) * S, 0], np.float32)
-    return {tuple(p.tolist()): tuple(n.tolist()) for p, n in zip(world, nrm[on])}
-
-
 @pytest.mark.parametrize("lod", range(LODS))
 def test_borders_are_bit_identical_at_every_lod(world, lod):
-    tile = lambda x, y: world / f"tiles/{lod}/tile_x{x}_y{y}.glb"
-    pairs = [((0, 0), (1, 0), 0), ((0, 1), (1, 1), 0), ((0, 0), (0, 1), 1), ((1, 0), (1, 1), 1)]
-    for (xa, ya), (xb, yb), axis in pairs:
-        a = _border(tile(xa, ya), xa, ya, axis, S / 2)
-        b = _border(tile(xb, yb), xb, yb, axis, -S / 2)
-        assert len(a) == S // 1 + 1, "the full-resolution border (every metre) is kept at every LOD"
-        assert a == b, f"border between {xa, ya} and {xb, yb} differs at LOD {lod}"
+    assert assert_borders_identical(world, lod) == 4
+
+
+def test_colour_across_borders_is_no_stronger_than_inside(world):
+    view, _ = top_view(world, 0, 0.25)
+    across, inside = seam_contrast(view, S, 0.25)
+    assert across <= inside, f"border contrast {across:.4f} vs {inside:.4f} between adjacent texels inside"
 
 
 def _faces(path: Path) -> int:
@@ -89,7 +61,7 @@ def test_chunk_alone_equals_chunk_in_a_larger_run(world, tmp_path):
 def test_two_workers_make_the_same_bytes(world, tmp_path):
     out = tmp_path / "two"
     assert main(["world", "--out", str(out), "--tiles", "0:1,0:1", "--workers", "2", *ARGS]) == 0
-    assert _tiles(out) == _tiles(world)
+    assert tiles(out) == tiles(world)
     assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
 
 
@@ -142,7 +114,7 @@ def test_resume_after_kill_matches_uninterrupted_run(world, tmp_path):
     committed = json.loads((out / "manifest.json").read_text())["chunks"]
     assert 1 <= len(committed) < 4, "the kill should land mid-run"
     _world(out, "0:1,0:1")
-    assert _tiles(out) == _tiles(world)
+    assert tiles(out) == tiles(world)
     assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
     assert not list(out.rglob("*.part"))
 

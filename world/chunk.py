@@ -1,10 +1,9 @@
 """One chunk, every LOD: window Tile -> default generator -> object meshes + locked-border terrain -> GLBs.
 
 - Objects (buildings, trees) come from the default generator run on a window of the chunk plus an
-  overlap band on every side, holding only the objects this chunk owns (anchor inside the chunk,
-  see ``source``); the band is wider than any object, so each owned object is seen whole and no
-  object is cut at a chunk border. The window is centred on the chunk, so the scene's frame is
-  the chunk's frame.
+  overlap band on every side, holding only the objects this chunk owns (see ``view`` for who owns
+  what): whole objects are seen whole, and only input objects wider than the band are cut at the
+  chunk border. The window is centred on the chunk, so the scene's frame is the chunk's frame.
 - Terrain is not taken from the scene: it is a height field on the world grid (every
   TERRAIN_STEP metres from the chunk's south-west corner), cut exactly at the chunk square and
   simplified by pyfqmr with its open border locked, so every LOD of two neighbours keeps the same
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyfqmr
-from scipy import ndimage
 
 from ..core.arrays import to_u8
 from ..core.bake import bake_albedo
@@ -32,19 +30,17 @@ from ..core.georef import Georeference
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
 from ..core.scene import Scene, SparseVoxels, Splats
-from ..core.schemes import OPENEARTHMAP, SurfaceKind
-from ..core.tile import Tile
+from ..core.schemes import SurfaceKind, get_scheme
 from ..core.unwrap import unwrap
 from ..exporters.gltf import glb_bytes
 from ..exporters.textures import encode_png
-from . import source
 from .layout import WorldSpec
+from .view import View, open_view
 
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
 TERRAIN_SHARE = 0.5      # share of a LOD's triangle budget the terrain may use
 TERRAIN_TEXEL_SHARE = 0.25  # share of a LOD's texel budget the terrain block may use
 ATLAS_GAP = 8            # texels between the terrain block and the object charts (edge-extended)
-VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
 
 
 @dataclass
@@ -58,38 +54,6 @@ class ChunkResult:
 
 def terrain_step(spec: WorldSpec) -> float:
     return 2 * spec.gsd
-
-
-def _cell_centres(spec: WorldSpec, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
-    """World x, y of the window's analysis cells, row 0 north."""
-    size = spec.chunk_size + 2 * spec.band
-    n = round(size / spec.gsd)
-    offsets = (np.arange(n) + 0.5) * spec.gsd
-    return np.meshgrid(x * spec.chunk_size - spec.band + offsets,
-                       (y + 1) * spec.chunk_size + spec.band - offsets)
-
-
-def window_tile(spec: WorldSpec, x: int, y: int) -> Tile | None:
-    """The window Tile with only the objects chunk (x, y) owns, or None when it owns none."""
-    wx, wy = _cell_centres(spec, x, y)
-    obj = source.objects(spec.seed, wx, wy)
-    with np.errstate(invalid="ignore"):  # NaN anchors (no object) own nothing
-        owner = np.floor(obj.anchor / spec.chunk_size)
-    owned = (obj.class_id > 0) & (owner[..., 0] == x) & (owner[..., 1] == y)
-    if not owned.any():
-        return None
-    valid = ndimage.binary_dilation(owned, iterations=VALID_RIM)
-    cx, cy = spec.centre(x, y)
-    size = spec.chunk_size + 2 * spec.band
-    georef = Georeference(crs=spec.crs, easting=spec.easting + cx, northing=spec.northing + cy,
-                          elevation=spec.elevation, width_m=size, height_m=size, gsd=spec.gsd,
-                          source="satforge world (procedural)")
-    rgb = np.where(owned[..., None], obj.colour, source.ground_colour(spec.seed, wx, wy))
-    return Tile(name=f"x{x}_y{y}", georef=georef, scheme=OPENEARTHMAP, valid=valid,
-                height=np.where(owned, obj.height, 0).astype(np.float32),
-                ground=source.ground(spec.seed, wx, wy).astype(np.float32),
-                classes=np.where(owned, obj.class_id, source.ground_class(spec.seed, wx, wy)).astype(np.uint8),
-                rgb=rgb.astype(np.float32), image_valid=valid, image_gsd=spec.gsd)
 
 
 def _only_objects(scene: Scene) -> Scene:
@@ -108,13 +72,13 @@ class _Grid:
     faces: np.ndarray     # (F, 3) int32, counter-clockwise from above
 
 
-def terrain_grid(spec: WorldSpec, x: int, y: int) -> _Grid:
+def terrain_grid(spec: WorldSpec, view: View, x: int, y: int) -> _Grid:
     """The full-resolution terrain height field of the chunk square (border included)."""
     step, size = terrain_step(spec), spec.chunk_size
     n = round(size / step)
     along = np.arange(n + 1) * step
     gx, gy = np.meshgrid(along, along)  # row j north of the south edge
-    z = source.ground(spec.seed, x * size + gx, y * size + gy)
+    z = view.ground(x * size + gx, y * size + gy)
     vertices = np.stack([gx - size / 2, gy - size / 2, z], -1).reshape(-1, 3)
     idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
     a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, 1:], idx[1:, :-1]
@@ -133,11 +97,11 @@ def _simplified(grid: _Grid, target: int) -> _Grid:
     return _Grid(np.asarray(vertices, np.float64), np.asarray(faces, np.int32))
 
 
-def _world_normals(spec: WorldSpec, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+def _world_normals(spec: WorldSpec, view: View, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
     """Unit normals of the world height field (central differences), the same on both sides of a border."""
     h = terrain_step(spec) / 2
-    dzdx = (source.ground(spec.seed, wx + h, wy) - source.ground(spec.seed, wx - h, wy)) / (2 * h)
-    dzdy = (source.ground(spec.seed, wx, wy + h) - source.ground(spec.seed, wx, wy - h)) / (2 * h)
+    dzdx = (view.ground(wx + h, wy) - view.ground(wx - h, wy)) / (2 * h)
+    dzdy = (view.ground(wx, wy + h) - view.ground(wx, wy - h)) / (2 * h)
     n = np.stack([-dzdx, -dzdy, np.ones_like(dzdx)], -1)
     return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
 
@@ -150,23 +114,23 @@ def _terrain_texels(spec: WorldSpec, budget: int) -> int:
     return n
 
 
-def _terrain_image(spec: WorldSpec, x: int, y: int, n: int) -> np.ndarray:
+def _terrain_image(spec: WorldSpec, view: View, x: int, y: int, n: int) -> np.ndarray:
     """(n + 1, n + 1, 3) uint8 ground colour at texel centres, row 0 on the north border."""
     size = spec.chunk_size
     along = np.arange(n + 1) * (size / n)
     gx, gy = np.meshgrid(x * size + along, (y + 1) * size - along)
-    return to_u8(source.ground_colour(spec.seed, gx, gy))
+    return to_u8(view.ground_colour(gx, gy))
 
 
-def _terrain_mesh(spec: WorldSpec, x: int, y: int, grid: _Grid, n: int) -> TexturedMesh:
+def _terrain_mesh(spec: WorldSpec, view: View, x: int, y: int, grid: _Grid, n: int) -> TexturedMesh:
     """The simplified terrain with world normals and UVs in the terrain block (texels, not yet 0..1)."""
     cx, cy = spec.centre(x, y)
     wx, wy = grid.vertices[:, 0] + cx, grid.vertices[:, 1] + cy
     half, texel = spec.chunk_size / 2, spec.chunk_size / n
     uv = np.stack([(grid.vertices[:, 0] + half) / texel + 0.5, (half - grid.vertices[:, 1]) / texel + 0.5], -1)
     return TexturedMesh(kind=SurfaceKind.TERRAIN, vertices=grid.vertices.astype(np.float32), faces=grid.faces,
-                        uvs=uv.astype(np.float32), normals=_world_normals(spec, wx, wy),
-                        class_id=source.ground_class(spec.seed, wx, wy))
+                        uvs=uv.astype(np.float32), normals=_world_normals(spec, view, wx, wy),
+                        class_id=view.ground_class(wx, wy))
 
 
 def _object_meshes(scene: Scene, budget: int):
@@ -190,25 +154,25 @@ def _compose(terrain: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
     return np.concatenate([left, right], 1)
 
 
-def _lod(spec: WorldSpec, preset: Preset, x: int, y: int, lod: int, grid: _Grid,
+def _lod(spec: WorldSpec, view: View, preset: Preset, x: int, y: int, lod: int, grid: _Grid,
          scene: Scene | None, threads: int | None) -> TexturedScene:
     area = spec.chunk_size ** 2
     triangles, texels = preset.triangle_budget(area) >> lod, preset.texel_budget(area) >> lod
     n = _terrain_texels(spec, texels)
-    terrain = _terrain_mesh(spec, x, y, _simplified(grid, int(triangles * TERRAIN_SHARE)), n)
+    terrain = _terrain_mesh(spec, view, x, y, _simplified(grid, int(triangles * TERRAIN_SHARE)), n)
     meshes, image = [terrain], None
     if scene is not None:
         solids = _object_meshes(scene, max(triangles - len(terrain.faces), 1))
         atlas = unwrap(solids, preset.texels_per_image_pixel / scene.image_gsd, texels - (n + 1) ** 2)
         image = bake_albedo(atlas, scene, threads=threads)
         meshes += atlas.meshes
-    composed = _compose(_terrain_image(spec, x, y, n), image)
+    composed = _compose(_terrain_image(spec, view, x, y, n), image)
     height, width = composed.shape[:2]
     terrain.uvs = terrain.uvs / np.array([width, height], np.float32)
     for mesh in meshes[1:]:
         mesh.uvs = ((mesh.uvs * image.shape[1::-1] + [n + 1 + ATLAS_GAP, 0]) / [width, height]).astype(np.float32)
     return TexturedScene(meshes=meshes, atlas=composed, georef=_chunk_georef(spec, x, y),
-                         scheme=OPENEARTHMAP.name, class_names=OPENEARTHMAP.names,
+                         scheme=spec.palette, class_names=get_scheme(spec.palette).names,
                          feature_ids=preset.feature_ids,
                          extras={"generator": spec.generator, "seed": spec.seed, "preset": preset.name,
                                  "chunk": [x, y], "lod": lod, "chunk_size_m": spec.chunk_size})
@@ -226,17 +190,18 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
 
     ``threads`` bounds the bake's threads (default every core); the bytes do not depend on it.
     """
-    tile = window_tile(spec, x, y)
+    view = open_view(spec, x, y)
+    tile = view.object_tile()
     scene = None
     if tile is not None:
         generator = get_generator(spec.generator.split("/")[0])
         # CPU always: a chunk's bytes must not depend on which machine made it.
         scene = _only_objects(generator.generate(tile, GenerateSettings(seed=spec.seed, device="cpu"),
                                                  lambda *_: None))
-    grid = terrain_grid(spec, x, y)
+    grid = terrain_grid(spec, view, x, y)
     glbs, triangles, bounds = [], 0, None
     for lod in range(spec.lods):
-        textured = _lod(spec, preset, x, y, lod, grid, scene, threads)
+        textured = _lod(spec, view, preset, x, y, lod, grid, scene, threads)
         glbs.append(glb_bytes(textured, encode_png(textured.atlas)))
         triangles += textured.triangle_count
         if bounds is None:

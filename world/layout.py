@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import InputError
+from .inputs import WorldInputs
+from .source import Style
 
 FORMAT = "satforge.world/1"
 MANIFEST, TILESET = "manifest.json", "tileset.json"
@@ -34,13 +36,30 @@ class WorldSpec:
     easting: float = 0.0     # world origin (south-west corner) in the CRS
     northing: float = 0.0
     elevation: float = 0.0
+    crs_units: str = "metre"
+    inputs: WorldInputs | None = None          # None: the procedural world alone
+    style: Style = field(default_factory=Style)  # the procedural world's knobs (from the inputs' statistics)
+
+    @property
+    def palette(self) -> str:
+        """The class scheme of every chunk's class ids."""
+        return self.inputs.palette if self.inputs is not None else "openearthmap"
+
+    @classmethod
+    def from_header(cls, header: dict) -> WorldSpec:
+        """The spec a manifest was written with."""
+        fields = {k: header[k] for k in cls.__dataclass_fields__ if k in header}
+        fields["inputs"] = WorldInputs.from_dict(header["inputs"]) if header.get("inputs") else None
+        fields["style"] = Style(**header["style"]) if header.get("style") else Style()
+        return cls(**fields)
 
     def centre(self, x: int, y: int) -> tuple[float, float]:
         """Chunk centre in world metres (east, north of the origin)."""
         return (x + 0.5) * self.chunk_size, (y + 0.5) * self.chunk_size
 
     def header(self) -> dict:
-        return {"format": FORMAT, "satforge": __version__, **asdict(self)}
+        """The manifest's settings, as JSON gives them back (lists, not tuples)."""
+        return json.loads(json.dumps({"format": FORMAT, "satforge": __version__, **asdict(self)}))
 
 
 def chunk_key(x: int, y: int) -> str:
@@ -55,20 +74,26 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_manifest(out: Path, spec: WorldSpec) -> dict:
-    """The folder's manifest, or a fresh one; a manifest of other settings is a user error."""
+def existing_header(out: Path) -> dict | None:
+    """The settings of the world already in ``out``, or None when there is none."""
     path = out / MANIFEST
-    fresh = {**spec.header(), "chunks": {}}
     if not path.exists():
-        return fresh
+        return None
     try:
-        manifest = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InputError(path, f"unreadable world manifest ({exc})", "remove it or use another --out") from None
+
+
+def read_manifest(out: Path, spec: WorldSpec) -> dict:
+    """The folder's manifest, or a fresh one; a manifest of other settings is a user error."""
+    manifest = existing_header(out)
+    if manifest is None:
+        return {**spec.header(), "chunks": {}}
     old = {k: manifest.get(k) for k in spec.header() if k != "satforge"}
     new = {k: v for k, v in spec.header().items() if k != "satforge"}
     if old != new:
-        diff = ", ".join(f"{k}={old[k]!r}" for k in new if old[k] != new[k])
+        diff = ", ".join(k if isinstance(new[k], dict) else f"{k}={old[k]!r}" for k in new if old[k] != new[k])
         raise InputError("--out", f"{out} holds a world made with other settings ({diff})",
                          "use the same settings or another --out")
     return manifest

@@ -17,16 +17,20 @@ from pathlib import Path
 
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import InputError
-from ..core.presets import Preset
+from ..core.generators.default import DefaultGenerator
+from ..core.inputs import InputFiles
+from ..core.presets import Preset, load_preset
 from ..core.progress import Progress, peak_rss_mb
 from . import source
 from .chunk import ChunkResult, make_chunk, terrain_step
+from .inputs import check_unchanged, open_inputs
 from .layout import (
     MANIFEST,
     TILESET,
     WorldSpec,
     chunk_done,
     chunk_key,
+    existing_header,
     manifest_bytes,
     read_manifest,
     remove_stale_parts,
@@ -47,6 +51,43 @@ def parse_tiles(text: str) -> list[tuple[int, int]]:
     if x1 < x0 or y1 < y0:
         raise InputError("--tiles", f"empty range {text!r}", "the first index of each range is the smaller")
     return [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
+
+
+DEFAULTS = {"gsd": 0.5, "chunk_size": 128.0, "lods": 1, "seed": 0, "preset": "game"}
+BAND_M = 32.0  # overlap band around each chunk's window, metres
+
+
+def world_settings(out: Path, files: InputFiles, options: dict) -> tuple[WorldSpec, Preset]:
+    """The world's settings: the options given (None: not given), the rest from ``out``'s manifest
+    when it holds a world, else DEFAULTS. Input rasters are checked and their whole-file decisions
+    taken here, before anything is written."""
+    header = existing_header(out)
+    base = WorldSpec.from_header(header) if header else None
+
+    def pick(name: str):
+        if options.get(name) is not None:
+            return options[name]
+        return getattr(base, name) if base else DEFAULTS[name]
+
+    roles = [r for r in ("rgb", "height", "dtm", "semantic") if getattr(files, r) is not None]
+    if roles:
+        inputs, crs, easting, northing, units = open_inputs(files)
+    elif base is not None and base.inputs is not None:
+        inputs, crs, easting, northing, units = base.inputs, base.crs, base.easting, base.northing, base.crs_units
+        check_unchanged(inputs)
+    else:
+        inputs, crs, easting, northing, units = None, None, 0.0, 0.0, "metre"
+    if inputs is None and options.get("palette") is not None:
+        raise InputError("--palette", "a procedural world has no semantic map to read",
+                         "leave --palette out, or pass the map with --semantic")
+    preset, seed = load_preset(pick("preset")), pick("seed")
+    style = source.style_from_shares(seed, *inputs.shares, inputs.building_height) if inputs else source.Style()
+    spec = WorldSpec(chunk_size=float(pick("chunk_size")), gsd=float(pick("gsd")), band=BAND_M, seed=seed,
+                     preset=preset.name, lods=pick("lods"),
+                     generator=f"{DefaultGenerator.name}/{DefaultGenerator.version}", crs=crs, easting=easting,
+                     northing=northing, elevation=inputs.datum if inputs else 0.0, crs_units=units,
+                     inputs=inputs, style=style)
+    return spec, preset
 
 
 def check_spec(spec: WorldSpec) -> None:

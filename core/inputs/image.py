@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from rasterio.enums import ColorInterp
@@ -22,7 +21,7 @@ _SPECK_PX = 2                  # valid specks and gaps narrower than 2 * this in
 @dataclass(frozen=True)
 class Image:
     rgb: np.ndarray            # (Hi, Wi, 3) float32 sRGB in [0, 1]
-    nir: Optional[np.ndarray]  # (Hi, Wi) float32 in [0, 1]
+    nir: np.ndarray | None  # (Hi, Wi) float32 in [0, 1]
     valid: np.ndarray          # (Hi, Wi) bool
 
 
@@ -47,7 +46,7 @@ def _fourth_is_nir(r: Raster, band: np.ndarray) -> bool:
     return binary < _ALPHA_BINARY_FRACTION * band.size
 
 
-def _declared_valid(r: Raster, data: np.ndarray, alpha: Optional[np.ndarray]) -> np.ndarray:
+def _declared_valid(r: Raster, data: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """Validity the file declares: nodata value on all colour bands, alpha 0, internal mask."""
     valid = np.ones(r.shape, bool)
     if r.nodata is not None:
@@ -79,19 +78,22 @@ def _frame(border: np.ndarray, invalid: np.ndarray, rgb: np.ndarray) -> np.ndarr
     return closed[k:-k, k:-k]
 
 
-def _scale(bands: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
-    """(C, H, W) integers -> float32 in [0, 1]. 8-bit: /255. 16-bit: /65535 when the data uses the
-    full range (98th percentile above 12 bits), else one linear stretch of the 2nd..98th percentile
-    of all bands together (keeps the colour balance), so 10-12-bit sensor counts are not black."""
-    out = bands.astype(np.float32)
+def value_range(bands: np.ndarray, valid: np.ndarray, dtype: str) -> tuple[float, float]:
+    """The stored values that map to 0 and 1. 8-bit: 0..255. 16-bit: 0..65535 when the data uses the
+    full range (98th percentile above 12 bits), else the 2nd..98th percentile of all bands together
+    (keeps the colour balance), so 10-12-bit sensor counts are not black."""
     if dtype == "uint8":
-        return out / 255
+        return 0.0, 255.0
     idx = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 1_000_000)]  # ~1M samples suffice
-    lo, hi = np.percentile(out.reshape(len(out), -1)[:, idx], [2, 98]) if idx.size else (0, 1)
-    if hi > _TWELVE_BIT:
-        lo, hi = 0.0, 65535.0
-    out -= lo
-    out /= max(hi - lo, 1.0)
+    lo, hi = np.percentile(bands.reshape(len(bands), -1)[:, idx], [2, 98]) if idx.size else (0.0, 1.0)
+    return (0.0, 65535.0) if hi > _TWELVE_BIT else (float(lo), float(hi))
+
+
+def scale(bands: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(C, H, W) stored values -> float32 in [0, 1]: lo -> 0, hi -> 1."""
+    out = bands.astype(np.float32)
+    out -= np.float32(lo)
+    out /= np.float32(max(hi - lo, 1.0))
     return np.clip(out, 0, 1, out=out)
 
 
@@ -103,9 +105,9 @@ def read_image(r: Raster) -> Image:
     is_nir = fourth is not None and _fourth_is_nir(r, fourth)
     border = _black_border(data[:3])
     valid = _declared_valid(r, data, None if is_nir else fourth) & ~border
-    rgb = np.moveaxis(_scale(data[:3], valid, r.dtype), 0, -1)
+    rgb = np.moveaxis(scale(data[:3], *value_range(data[:3], valid, r.dtype)), 0, -1)
     valid = ~_frame(border, ~valid, rgb)
     if not valid.any():
         raise all_no_data(r)
     return Image(rgb=np.ascontiguousarray(rgb), valid=valid,
-                 nir=_scale(fourth[None], valid, r.dtype)[0] if is_nir else None)
+                 nir=scale(fourth[None], *value_range(fourth[None], valid, r.dtype))[0] if is_nir else None)

@@ -1,7 +1,7 @@
 """Semantic maps: single-band class ids or an RGB palette image -> class ids of one scheme."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from .resample import nearest
 _SHOWN = 5  # offending values named in the message
 
 
-def _no_data(a: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+def _no_data(a: np.ndarray, nodata: float | None) -> np.ndarray:
     if nodata is None:
         return np.zeros(a.shape, bool)
     return np.isnan(a) if np.isnan(nodata) else a == nodata
@@ -66,14 +66,19 @@ def _from_colours(r: Raster, data: np.ndarray, scheme: ClassScheme) -> np.ndarra
     return ids
 
 
-def read_classes(r: Raster, scheme: ClassScheme, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8 class ids on the analysis grid (nearest neighbour: ids are never blended).
-    Read at full resolution so every pixel is checked against the scheme."""
+def read_class_values(r: Raster, scheme: ClassScheme, data: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 class ids from (bands, H, W) stored values of ``r`` (all of it or a window);
+    values outside the scheme are refused."""
     if r.count == 2 or r.count > 4:
         raise InputError(r.path, f"a semantic map needs 1 band (ids) or 3-4 (palette); it has {r.count}",
                          "export the class map as single-band ids or an RGB palette image")
-    data = read(r)
-    ids = _from_ids(r, data[0], scheme) if r.count == 1 else _from_colours(r, data, scheme)
+    return _from_ids(r, data[0], scheme) if r.count == 1 else _from_colours(r, data, scheme)
+
+
+def read_classes(r: Raster, scheme: ClassScheme, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8 class ids on the analysis grid (nearest neighbour: ids are never blended).
+    Read at full resolution so every pixel is checked against the scheme."""
+    ids = read_class_values(r, scheme, read(r))
     if not ids.any():
         raise all_no_data(r, "every pixel is no-data or class 0 (unknown)")
     return nearest(ids, shape)

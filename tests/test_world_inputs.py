@@ -1,0 +1,159 @@
+"""`satforge world` over input rasters: the inputs inside their area, read window by window, the
+procedural world beyond them with their statistics, and seamless, order-independent chunks."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_validate import assert_valid_gltf
+from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
+from satforge.cli import main
+from tiles import BUILDING
+from topdown import psnr
+
+S, LODS, GSD = 64, 2, 0.5
+RANGE = "-1:2,-1:2"   # the 128 m input covers chunks 0..1 x 0..1; a ring of hand-over chunks around it
+ARGS = ["--chunk-size", str(S), "--lods", str(LODS), "--seed", "5", "--progress", "none"]
+
+
+def _inputs(files: dict[str, Path]) -> list[str]:
+    return ["--rgb", str(files["rgb"]), "--height", str(files["ndsm"]), "--semantic", str(files["semantic"])]
+
+
+@pytest.fixture(scope="module")
+def world(city_files, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("input_world") / "w"
+    assert main(["world", "--out", str(out), "--tiles", RANGE, "--workers", "2", *_inputs(city_files), *ARGS]) == 0
+    return out
+
+
+@pytest.mark.parametrize("lod", range(LODS))
+def test_borders_are_bit_identical_at_every_lod(world, lod):
+    assert assert_borders_identical(world, lod) == 24
+
+
+def test_every_chunk_is_valid(world):
+    for path in sorted(world.glob("tiles/0/*.glb")):
+        assert_valid_gltf(path)
+
+
+def test_inside_its_area_the_world_is_the_input(world, city_tile):
+    view, _ = top_view(world, 0, GSD, [(0, 0), (1, 0), (0, 1), (1, 1)])
+    photo = city_tile["rgb"].astype(np.float32) / 255
+    assert view.mask.all()
+    assert psnr(view.colour, photo) > 28
+    roofs = city_tile["semantic"] == BUILDING
+    error = np.abs(view.height - city_tile["ndsm"])[roofs]
+    assert np.median(error) < 0.1 and np.mean(error < 0.5) > 0.95
+
+
+def test_colour_is_continuous_across_borders(world, city_tile):
+    """Inside the input, a border shows what the photo shows there; beyond it, no border is
+    stronger than the contrast between adjacent ground pixels inside a chunk."""
+    view, _ = top_view(world, 0, GSD, [(0, 0), (1, 0), (0, 1), (1, 1)])
+    photo = city_tile["rgb"].astype(np.float32) / 255
+    border = S / GSD
+    for axis in (0, 1):
+        seen = np.abs(np.diff(view.colour, axis=axis)).take(border - 1, axis=axis).mean()
+        truth = np.abs(np.diff(photo, axis=axis)).take(border - 1, axis=axis).mean()
+        assert seen <= truth + 0.01
+    ring = [(x, y) for x in range(-1, 3) for y in range(-1, 3) if not (0 <= x <= 1 and 0 <= y <= 1)]
+    view, _ = top_view(world, 0, 0.25, [c for c in ring if c[1] == -1])
+    across, inside = seam_contrast(view, S, 0.25)
+    assert across <= inside
+
+
+def test_ground_eases_into_the_procedural_world(world):
+    """The terrain seen from above along a line across the input's west and east edges: flat (the
+    nDSM's ground) inside, no step anywhere, relief further out."""
+    view, _ = top_view(world, 0, 1.0, [(x, 0) for x in range(-1, 3)], only="terrain")
+    zs = view.height[S // 2]  # the row at y = 32 m, x from -64 to 192 m
+    xs = np.arange(len(zs)) - S + 0.5
+    assert np.isfinite(zs).all()
+    inside = (xs >= 0) & (xs <= 128)
+    assert np.abs(zs[inside]).max() < 1e-3
+    assert np.abs(np.diff(zs)).max() < 0.5, "no step: at most 0.5 m per metre"
+    assert np.ptp(zs[xs < -40]) > 0.1 or np.ptp(zs[xs > 168]) > 0.1, "relief beyond the hand-over"
+
+
+def test_statistics_come_from_the_inputs(world, city_tile):
+    manifest = json.loads((world / "manifest.json").read_text())
+    inputs = manifest["inputs"]
+    semantic = city_tile["semantic"]
+    assert inputs["shares"][0] == pytest.approx(np.mean(semantic == BUILDING), abs=0.02)
+    assert inputs["building_height"] == pytest.approx(np.median(city_tile["ndsm"][semantic == BUILDING]), abs=1.0)
+    assert manifest["style"]["storeys"] == round(2 * (inputs["building_height"] - 0.5) / 3)
+    assert manifest["style"]["urban"] < 0.55, "a built-up input makes a more urban continuation"
+    assert inputs["heights"] == "ndsm" and [r["role"] for r in inputs["rasters"]] == ["rgb", "height", "semantic"]
+
+
+@pytest.mark.parametrize("chunk", [(-1, 0), (1, 1)])
+def test_chunk_alone_equals_chunk_in_a_larger_run(world, city_files, tmp_path, chunk):
+    x, y = chunk
+    alone = tmp_path / "alone"
+    assert main(["world", "--out", str(alone), "--tiles", f"{x}:{x},{y}:{y}", *_inputs(city_files), *ARGS]) == 0
+    for lod in range(LODS):
+        name = f"tiles/{lod}/tile_x{x}_y{y}.glb"
+        assert (alone / name).read_bytes() == (world / name).read_bytes()
+
+
+def test_existing_world_extends_with_its_own_settings(world, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(world, out)
+    before = tiles(out)
+    assert main(["world", "--out", str(out), "--tiles", "3:3,0:0", "--progress", "none"]) == 0
+    after = tiles(out)
+    assert {k: after[k] for k in before} == before and len(after) == len(before) + LODS
+    assert assert_borders_identical(out, 0) == 24 + 1
+    assert main(["world", "--out", str(out), "--tiles", "0:0,0:0", "--seed", "6"]) == 2
+    assert "other settings (seed=5" in capsys.readouterr().err
+
+
+def test_changed_input_is_refused(city_files, tmp_path, capsys):
+    files = {k: shutil.copy(v, tmp_path / v.name) for k, v in city_files.items()}
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), "--tiles", "5:5,5:5", *_inputs({k: Path(v) for k, v in files.items()}),
+                 *ARGS]) == 0
+    with open(files["rgb"], "ab") as fh:
+        fh.write(b"\0")
+    assert main(["world", "--out", str(out), "--tiles", "6:6,5:5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rgb.tif" in err[0] and "changed" in err[0]
+
+
+def test_palette_without_inputs_is_refused(tmp_path, capsys):
+    assert main(["world", "--out", str(tmp_path / "w"), "--tiles", "0:0,0:0", "--palette", "earthcrafter25"]) == 2
+    assert "--palette" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_input_larger_than_memory_is_read_window_by_window(tmp_path):
+    """A 20000 x 20000 RGB orthophoto (1.2 GB decoded, a few MB on disk): one chunk stays far below
+    the decoded size, because only its window is ever decoded."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    side, strip = 20000, 1024  # strips of whole 512-pixel blocks: no block is written twice
+    path = tmp_path / "big.tif"
+    profile = dict(driver="GTiff", width=side, height=side, count=3, dtype="uint8", crs="EPSG:32633",
+                   transform=from_origin(500000, 5010000, 0.5, 0.5), tiled=True, blockxsize=512,
+                   blockysize=512, compress="deflate")
+    wave = (40 * np.sin(np.arange(strip) / 37.0)[:, None] * np.cos(np.arange(side) / 53.0)).astype(np.int16)
+    bands = np.stack([90 + wave, 110 + wave, 45 + wave // 2]).astype(np.uint8)
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path, "w", **profile) as dst:
+        for top in range(0, side, strip):
+            rows = min(strip, side - top)
+            dst.write(bands[:, :rows], window=Window(0, top, side, rows))
+    out = tmp_path / "w"
+    proc = subprocess.run([sys.executable, "-m", "satforge", "world", "--out", str(out), "--rgb", str(path),
+                           "--tiles", "50:50,50:50", "--progress", "json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])["report"]
+    assert report["peak_rss_mb"] < 700, "well below the 1200 MB the decoded image alone would take"
+    assert_valid_gltf(out / "tiles/0/tile_x50_y50.glb")

@@ -1,0 +1,335 @@
+"""A world's input rasters, read window by window: a chunk never decodes more than its window.
+
+Every decision that needs the whole file (orthophoto value range, alpha or near-infrared 4th band,
+nDSM or terrain model, the vertical datum, class shares for the procedural continuation) is taken
+once, at the start of a world, from a decimated read (at most STATS_SIDE pixels a side, so memory
+does not grow with the file), and stored in the manifest: every chunk applies the same rules.
+
+World frame: the reference input's (first of rgb, height, dtm, semantic) south-west corner is the
+world origin; every raster gets its bounds in world metres. Windows are read block-aligned in
+raster pixels and sampled at world positions through *global* pixel coordinates, so two chunks
+sampling the same world position get the same bits.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+from scipy import ndimage
+
+from ..core.errors import InputError
+from ..core.generators.default.classify import classify
+from ..core.inputs import InputFiles
+from ..core.inputs.grid import Placed, check_same_place, place, reference
+from ..core.inputs.height import _NDSM_P2_RANGE
+from ..core.inputs.image import _check_format, _fourth_is_nir, scale, value_range
+from ..core.inputs.raster import Raster, _gdal, open_raster, read
+from ..core.inputs.semantic import read_class_values
+from ..core.schemes import SurfaceKind, get_scheme
+
+STATS_SIDE = 512   # whole-file statistics from at most this many pixels a side ...
+PATCHES = 16       # ... sampled as PATCHES x PATCHES patches of a large file
+# GDAL keeps decoded blocks in a cache of 5 % of RAM by default; windows are read once per chunk,
+# so a small cache loses nothing and keeps memory independent of the input's size.
+GDAL_CACHE_MB = 64
+_ROLES = ("rgb", "height", "dtm", "semantic")
+
+
+@dataclass(frozen=True)
+class InputRaster:
+    """One input file: where it lies in the world and how its stored values become data."""
+
+    role: str
+    path: str
+    bytes: int                                   # file size when the world began (a change is refused)
+    bounds: tuple[float, float, float, float]    # world metres: west, south, east, north
+    shape: tuple[int, int]                       # rows, cols
+    flip: tuple[bool, bool]                      # stored south-up / east-left
+    alpha: bool = False                          # a 4th band that is alpha (0 = no data)
+    value_range: tuple[float, float] = (0.0, 1.0)  # orthophoto: stored values mapped to 0 and 1
+
+    @property
+    def px(self) -> tuple[float, float]:
+        """Metres per pixel east-west and north-south."""
+        w, s, e, n = self.bounds
+        return (e - w) / self.shape[1], (n - s) / self.shape[0]
+
+
+@dataclass(frozen=True)
+class WorldInputs:
+    """Everything a chunk needs to know about the inputs (JSON-able, stored in the manifest)."""
+
+    rasters: tuple[InputRaster, ...]
+    palette: str
+    heights: str        # "ndsm", "dsm-dtm", "terrain" (an absolute DSM/DEM taken as ground) or "none"
+    datum: float        # metres that world z = 0 stands for
+    bounds: tuple[float, float, float, float]    # the input area in world metres (the reference's)
+    shares: tuple[float, float] = (0.0, 0.0)     # building and tree cover of the input area
+    building_height: float | None = None         # median building height, metres (None: unknown)
+
+    def raster(self, role: str) -> InputRaster | None:
+        return next((r for r in self.rasters if r.role == role), None)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorldInputs:
+        rasters = tuple(InputRaster(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+                        for r in data["rasters"])
+        return cls(**{**data, "rasters": rasters, "bounds": tuple(data["bounds"]),
+                      "shares": tuple(data["shares"])})
+
+
+# ---- opening: checks and whole-file decisions ------------------------------------------------------
+
+def _world_bounds(p: Placed, ref: Placed) -> tuple[float, float, float, float]:
+    """A raster's bounds in world metres (origin: the reference's south-west corner)."""
+    r, w_m, h_m = p.raster, *p.size_m
+    if not (r.located and ref.raster.located):
+        return 0.0, 0.0, w_m, h_m  # rasters without georeference cover the reference's extent
+    kx, ky = p.px[0] / r.res[0], p.px[1] / r.res[1]  # metres per CRS unit (1 unless degrees or feet)
+    west = (r.bounds.left - ref.raster.bounds.left) * kx
+    south = (r.bounds.bottom - ref.raster.bounds.bottom) * ky
+    return west, south, west + w_m, south + h_m
+
+
+def _decimated(r: Raster, resampling: Resampling) -> np.ndarray:
+    """A sample of all bands for whole-file statistics, north-up: the whole raster when it is at
+    most STATS_SIDE pixels a side; else a mosaic of PATCHES x PATCHES full-resolution patches spread
+    evenly over it, so only a few hundred blocks are decoded whatever the file's size (a decimated
+    read would decode every block)."""
+    if max(r.shape) <= STATS_SIDE:
+        return read(r, resampling=resampling)
+    side = STATS_SIDE // PATCHES
+    rows = np.linspace(0, r.height - side, PATCHES).astype(int) if r.height > side else [0] * PATCHES
+    cols = np.linspace(0, r.width - side, PATCHES).astype(int) if r.width > side else [0] * PATCHES
+    with _gdal(r.path, "the pixels cannot be read: the file is corrupt or truncated"), rasterio.open(r.path) as ds:
+        patches = [[ds.read(window=Window(c, row, min(side, r.width), min(side, r.height))) for c in cols]
+                   for row in rows]
+    return np.concatenate([np.concatenate(line, axis=2) for line in patches], axis=1)
+
+
+def _metres(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    band = data[0].astype(np.float64)
+    if nodata is not None:
+        band[band == nodata] = np.nan
+    band[~np.isfinite(band)] = np.nan
+    return band
+
+
+def _height_rules(by_role: dict[str, Raster]) -> tuple[str, float]:
+    """(height mode, datum) from decimated reads, by core/inputs/height.py's rules."""
+    if "height" not in by_role:
+        return "none", 0.0
+    for role in ("height", "dtm"):
+        if role in by_role and by_role[role].count != 1:
+            raise InputError(by_role[role].path, f"a height raster needs 1 band; this one has "
+                             f"{by_role[role].count}", "pass a single-band DSM/nDSM/DTM")
+    surface = _metres(_decimated(by_role["height"], Resampling.average), by_role["height"].nodata)
+    if np.isnan(surface).all():
+        raise InputError(by_role["height"].path, "every pixel is no-data", "pass a raster with data")
+    if "dtm" in by_role:
+        terrain = _metres(_decimated(by_role["dtm"], Resampling.average), by_role["dtm"].nodata)
+        return "dsm-dtm", float(np.nanmedian(terrain))
+    if _NDSM_P2_RANGE[0] <= float(np.nanpercentile(surface, 2)) <= _NDSM_P2_RANGE[1]:
+        return "ndsm", 0.0
+    return "terrain", float(np.nanmedian(surface))
+
+
+def _rgb_rules(r: Raster) -> tuple[bool, tuple[float, float]]:
+    """(4th band is alpha, stored value range) of the orthophoto."""
+    _check_format(r)
+    data = _decimated(r, Resampling.nearest)
+    alpha = r.count == 4 and not _fourth_is_nir(r, data[3])
+    valid = np.ones(data.shape[1:], bool) if r.nodata is None else ~(data[:3] == r.nodata).all(0)
+    return alpha, value_range(data[:3], valid & ~(data[:3] == 0).all(0), r.dtype)
+
+
+def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
+                rgb_rules: tuple[bool, tuple[float, float]] | None) -> tuple[tuple[float, float], float | None]:
+    """Building and tree cover, and the median building height, of the input area (decimated)."""
+    scheme = get_scheme(palette)
+    ndsm = None
+    if heights in ("ndsm", "dsm-dtm"):
+        ndsm = _metres(_decimated(by_role["height"], Resampling.average), by_role["height"].nodata)
+    if heights == "dsm-dtm":
+        dtm = _metres(_decimated(by_role["dtm"], Resampling.average), by_role["dtm"].nodata)
+        ndsm = np.clip(ndsm - _nearest_shape(dtm, ndsm.shape), 0, None)
+    if "semantic" in by_role:
+        classes = read_class_values(by_role["semantic"], scheme, _decimated(by_role["semantic"], Resampling.nearest))
+    elif rgb_rules is not None:
+        rgb = scale(_decimated(by_role["rgb"], Resampling.average)[:3], *rgb_rules[1])
+        shape = rgb.shape[1:]
+        cell = by_role["rgb"].res[0] if by_role["rgb"].res else 1.0
+        classes = classify(scheme, np.moveaxis(rgb, 0, -1), None,
+                           None if ndsm is None else _nearest_shape(np.nan_to_num(ndsm), shape), cell ** 2)
+    else:
+        return (0.0, 0.0), _median(ndsm, ndsm > 2.5) if ndsm is not None else None
+    kinds = scheme.kind_lut()[classes]
+    known = classes > 0
+    shares = tuple(round(float((kinds[known] == k).mean()), 4) if known.any() else 0.0
+                   for k in (SurfaceKind.BUILDING, SurfaceKind.VEGETATION))
+    height = None
+    if ndsm is not None:
+        height = _median(ndsm, _nearest_shape(kinds, ndsm.shape) == SurfaceKind.BUILDING)
+    return shares, height
+
+
+def _median(values: np.ndarray, mask: np.ndarray) -> float | None:
+    picked = values[mask & np.isfinite(values)]
+    return round(float(np.median(picked)), 2) if picked.size else None
+
+
+def _nearest_shape(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    rows = np.minimum((np.arange(shape[0]) + 0.5) * a.shape[0] // shape[0], a.shape[0] - 1).astype(int)
+    cols = np.minimum((np.arange(shape[1]) + 0.5) * a.shape[1] // shape[1], a.shape[1] - 1).astype(int)
+    return a[np.ix_(rows, cols)]
+
+
+def open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, float, str]:
+    """Check the input files (headers, placement, formats) and take the whole-file decisions.
+
+    Returns (inputs, crs, origin easting, origin northing, crs units). No file of any size is
+    decoded whole: headers, then reads of at most STATS_SIDE pixels a side.
+    """
+    if files.dtm is not None and files.height is None:
+        raise InputError("--dtm", "a terrain model needs a surface model to subtract from",
+                         "pass the DSM with --height, or the DTM itself as --height")
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _open_inputs(files)
+
+
+def _open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, float, str]:
+    given = [(role, Path(getattr(files, role))) for role in _ROLES if getattr(files, role) is not None]
+    rasters = [open_raster(role, path.resolve(), max_pixels=1 << 62) for role, path in given]
+    placed = place(rasters, files.gsd)
+    check_same_place(placed)
+    ref = reference(placed)
+    by_role = {r.role: r for r in rasters}
+    rgb_rules = _rgb_rules(by_role["rgb"]) if "rgb" in by_role else None
+    heights, datum = _height_rules(by_role)
+    shares, building_height = _statistics(by_role, files.palette, heights, rgb_rules)
+    inputs = WorldInputs(
+        rasters=tuple(InputRaster(role=p.raster.role, path=str(p.raster.path), bytes=p.raster.path.stat().st_size,
+                                  bounds=_world_bounds(p, ref), shape=p.raster.shape, flip=p.raster.flip,
+                                  alpha=bool(rgb_rules and rgb_rules[0]) if p.raster.role == "rgb" else False,
+                                  value_range=rgb_rules[1] if p.raster.role == "rgb" else (0.0, 1.0))
+                      for p in placed),
+        palette=files.palette, heights=heights, datum=round(datum, 3), bounds=_world_bounds(ref, ref),
+        shares=shares, building_height=building_height)
+    r = ref.raster
+    crs = None if not r.located else (f"EPSG:{r.crs.to_epsg()}" if r.crs.to_epsg() else r.crs.to_wkt())
+    units = "degree" if r.located and r.crs.is_geographic else "metre"
+    return inputs, crs, (r.bounds.left if r.located else 0.0), (r.bounds.bottom if r.located else 0.0), units
+
+
+def check_unchanged(inputs: WorldInputs) -> None:
+    """An input that changed since the world began would make new chunks disagree with old ones."""
+    for r in inputs.rasters:
+        path = Path(r.path)
+        if not path.is_file():
+            raise InputError(path, "the world's input file is gone", "restore it, or start a new --out")
+        if path.stat().st_size != r.bytes:
+            raise InputError(path, "the world's input file changed since the world began",
+                             "restore it, or start a new --out")
+
+
+# ---- windows -----------------------------------------------------------------------------------------
+
+@dataclass
+class RasterWindow:
+    """Part of one raster: (bands, rows, cols) float32 (NaN = no data), each cell the mean of
+    ``factor`` x ``factor`` pixels, its first cell at block (row0, col0) of the raster."""
+
+    raster: InputRaster
+    data: np.ndarray
+    factor: int
+    row0: int
+    col0: int
+
+    def sample(self, x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
+        """(bands, ...) values at world positions: bilinear (order 1) or nearest (0); NaN outside
+        the raster. Coordinates are global block coordinates minus an integer: exact in float64."""
+        w, s, e, n = self.raster.bounds
+        px, py = self.raster.px
+        u = ((x - w) / (px * self.factor) - 0.5) - self.col0
+        v = ((n - y) / (py * self.factor) - 0.5) - self.row0
+        inside = (x >= w) & (x <= e) & (y >= s) & (y <= n)
+        coords = np.stack([v.ravel(), u.ravel()])
+        out = np.stack([ndimage.map_coordinates(band, coords, order=order, mode="nearest", prefilter=False)
+                        for band in self.data]).reshape(len(self.data), *np.shape(x))
+        return np.where(inside, out, np.nan)
+
+
+def read_window(r: InputRaster, rect: tuple[float, float, float, float], factor: int = 1,
+                as_values: bool = True) -> RasterWindow | None:
+    """The blocks of ``r`` covering world ``rect`` (west, south, east, north) plus one block, or None
+    when the raster does not reach it. ``as_values`` applies the stored-value rules (NaN no-data,
+    alpha, orthophoto scaling); otherwise the stored values come back as they are (class maps)."""
+    w, s, e, n = rect
+    px, py = r.px[0] * factor, r.px[1] * factor
+    rows_b, cols_b = math.ceil(r.shape[0] / factor), math.ceil(r.shape[1] / factor)
+    c0 = min(max(math.floor((w - r.bounds[0]) / px) - 1, 0), cols_b)
+    c1 = min(max(math.ceil((e - r.bounds[0]) / px) + 1, 0), cols_b)
+    r0 = min(max(math.floor((r.bounds[3] - n) / py) - 1, 0), rows_b)
+    r1 = min(max(math.ceil((r.bounds[3] - s) / py) + 1, 0), rows_b)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    rows = (r0 * factor, min(r1 * factor, r.shape[0]))
+    cols = (c0 * factor, min(c1 * factor, r.shape[1]))
+    data = _read_pixels(r, rows, cols, as_values)
+    if factor > 1:
+        data = _block_mean(data, factor)
+    return RasterWindow(r, data, factor, r0, c0)
+
+
+def _read_pixels(r: InputRaster, rows: tuple[int, int], cols: tuple[int, int], as_values: bool) -> np.ndarray:
+    """North-up pixel rows/cols of the raster, read through a window of the file."""
+    (a, b), (c, d) = rows, cols
+    fa, fb = (r.shape[0] - b, r.shape[0] - a) if r.flip[0] else (a, b)
+    fc, fd = (r.shape[1] - d, r.shape[1] - c) if r.flip[1] else (c, d)
+    path = Path(r.path)
+    with _gdal(path, "the pixels cannot be read: the file is corrupt or truncated"), \
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
+        data = ds.read(window=Window(fc, fa, fd - fc, fb - fa), masked=as_values)
+    if r.flip[0]:
+        data = data[:, ::-1]
+    if r.flip[1]:
+        data = data[:, :, ::-1]
+    return _values(r, data) if as_values else np.ascontiguousarray(data)
+
+
+def _values(r: InputRaster, data: np.ma.MaskedArray) -> np.ndarray:
+    """Stored values -> float32 data with NaN where there is none."""
+    invalid = np.ma.getmaskarray(data).any(0)
+    raw = np.ma.getdata(data)
+    if r.role != "rgb":
+        out = raw.astype(np.float32)
+        out[:, invalid | ~np.isfinite(out[0])] = np.nan
+        return out
+    if r.alpha:
+        invalid |= raw[3] == 0
+    invalid |= (raw[:3] == 0).all(0)  # an undeclared black frame (exact black only, per pixel)
+    out = scale(raw[:3], *r.value_range)
+    out[:, invalid] = np.nan
+    return out
+
+
+def _block_mean(data: np.ndarray, f: int) -> np.ndarray:
+    """Mean of f x f pixel blocks, ignoring no-data (a partial block at the raster's edge too)."""
+    bands, h, w = data.shape
+    padded = np.full((bands, -(-h // f) * f, -(-w // f) * f), np.nan, np.float32)
+    padded[:, :h, :w] = data
+    blocks = padded.reshape(bands, padded.shape[1] // f, f, padded.shape[2] // f, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        return np.nanmean(blocks, axis=(2, 4)).astype(np.float32)
+
+
+def block_factor(r: InputRaster, cell: float) -> int:
+    """Pixels averaged per side so a block is not finer than ``cell`` metres."""
+    return max(1, int(cell / max(r.px) + 1e-9))

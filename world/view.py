@@ -1,0 +1,330 @@
+"""What one chunk sees of the world: ground height, land cover and colour at any world position of
+its window, and the objects it owns. Two kinds of world:
+
+- ``ProceduralView``: the seeded procedural world alone (``source``).
+- ``InputView``: the input rasters, read for this chunk's window only, with the procedural world
+  beyond them. Past the input's edge the ground eases from the input's edge value into the
+  procedural relief over HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the
+  distance to the input area), so there is no step or line at the hand-over.
+
+Every method is a pure function of world position (and the spec): windows are sampled through
+global grid indices, so two chunks asking about one point get the same bits.
+
+Ownership, so no object is cut where it can be whole and none is made twice:
+- procedural objects belong to the chunk holding their anchor (``source``); near the inputs only
+  those whose anchor lies more than MAX_OBJECT outside the input area exist, so they never overlap
+  input content;
+- an input object (a 4-connected component of building or vegetation cells) whose bounding box
+  fits the overlap band is *small*: it is seen whole by the chunk holding its first cell (north-
+  west-most, row-major), which owns it whole. Any other component is *large* and is cut at chunk
+  borders: each chunk owns its cells inside the chunk square. A window decides this alone and
+  every window decides the same: a component touching a window's edge and reaching into its
+  chunk square is wider than the band, so large from every side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from scipy import ndimage
+
+from ..core.generators.default.classify import classify
+from ..core.generators.default.priors import building_heights, first_cells, tree_heights
+from ..core.georef import Georeference
+from ..core.inputs.raster import open_raster
+from ..core.inputs.semantic import read_class_values
+from ..core.schemes import SurfaceKind, get_scheme
+from ..core.tile import Tile
+from . import source
+from .inputs import RasterWindow, block_factor, read_window
+from .layout import WorldSpec
+
+HANDOVER_M = 64.0
+COLOUR_HANDOVER_M = 16.0
+VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
+LARGE_TREE_M = 10.0      # crown height of cut woods when there is no height raster
+# Procedural classes (OpenEarthMap ids) in other schemes.
+_FROM_OEM = {"openearthmap": np.arange(256, dtype=np.uint8),
+             "earthcrafter25": np.array([0, 7, 3, 9, 5, 2, 8, 1, 4] + [0] * 247, np.uint8)}
+_KIND_OEM = {SurfaceKind.TERRAIN: source.RANGE, SurfaceKind.ROAD: source.ROAD,
+             SurfaceKind.BUILDING: source.BUILDING, SurfaceKind.VEGETATION: source.TREE,
+             SurfaceKind.WATER: source.WATER, SurfaceKind.OTHER: source.DEVELOPED}
+
+
+class View(Protocol):
+    def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+    def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+    def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+    def object_tile(self) -> Tile | None: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    """The chunk's analysis window: the chunk square plus the band, cells of ``gsd`` on the world grid."""
+
+    spec: WorldSpec
+    x: int
+    y: int
+
+    @property
+    def cells(self) -> int:
+        return round((self.spec.chunk_size + 2 * self.spec.band) / self.spec.gsd)
+
+    @property
+    def band_cells(self) -> int:
+        return round(self.spec.band / self.spec.gsd)
+
+    @property
+    def first(self) -> tuple[int, int]:
+        """Global (column, row) indices of the west-most column and north-most row; rows count north."""
+        s, g = self.spec, self.spec.gsd
+        return round((self.x * s.chunk_size - s.band) / g), round(((self.y + 1) * s.chunk_size + s.band) / g) - 1
+
+    def rect(self) -> tuple[float, float, float, float]:
+        s = self.spec
+        return (self.x * s.chunk_size - s.band - 1, self.y * s.chunk_size - s.band - 1,
+                (self.x + 1) * s.chunk_size + s.band + 1, (self.y + 1) * s.chunk_size + s.band + 1)
+
+    def centres(self, per_cell: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """World x, y of the cell centres (row 0 north), ``per_cell`` x ``per_cell`` sub-cells per cell."""
+        step = self.spec.gsd / per_cell
+        j0, i0 = self.first
+        along = np.arange(self.cells * per_cell)
+        return np.meshgrid(j0 * self.spec.gsd + (along + 0.5) * step,
+                           (i0 + 1) * self.spec.gsd - (along + 0.5) * step)
+
+    def index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) of the cells holding world positions (clipped to the window)."""
+        j0, i0 = self.first
+        col = np.floor(x / self.spec.gsd).astype(np.int64) - j0
+        row = i0 - np.floor(y / self.spec.gsd).astype(np.int64)
+        return np.clip(row, 0, self.cells - 1), np.clip(col, 0, self.cells - 1)
+
+    def chunk_square(self) -> np.ndarray:
+        inner = np.zeros(self.cells, bool)
+        inner[self.band_cells:self.cells - self.band_cells] = True
+        return inner[:, None] & inner[None, :]
+
+    def georef(self) -> Georeference:
+        s = self.spec
+        cx, cy = s.centre(self.x, self.y)
+        size = s.chunk_size + 2 * s.band
+        return Georeference(crs=s.crs, easting=s.easting + cx, northing=s.northing + cy, elevation=s.elevation,
+                            width_m=size, height_m=size, gsd=s.gsd, source="satforge world window")
+
+
+def open_view(spec: WorldSpec, x: int, y: int) -> View:
+    window = Window(spec, x, y)
+    return InputView(window) if spec.inputs is not None else ProceduralView(window)
+
+
+class ProceduralView:
+    def __init__(self, window: Window):
+        self.window = window
+        self.world = source.Procedural(window.spec.seed, window.spec.style)
+        self.scheme = get_scheme(window.spec.palette)
+
+    def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.world.ground(x, y)
+
+    def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _FROM_OEM[self.scheme.name][self.world.ground_class(x, y)]
+
+    def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.world.ground_colour(x, y)
+
+    def procedural_objects(self, wx: np.ndarray, wy: np.ndarray, allowed=None) -> tuple[np.ndarray, source.Objects]:
+        """(owned mask, objects) at cell centres: objects whose anchor lies in this chunk (and,
+        with ``allowed``, where allowed(anchor x, anchor y) holds)."""
+        obj = self.world.objects(wx, wy)
+        size = self.window.spec.chunk_size
+        with np.errstate(invalid="ignore"):  # NaN anchors (no object) own nothing
+            owner = np.floor(obj.anchor / size)
+        owned = (obj.class_id > 0) & (owner[..., 0] == self.window.x) & (owner[..., 1] == self.window.y)
+        if allowed is not None and owned.any():
+            owned &= allowed(np.nan_to_num(obj.anchor[..., 0]), np.nan_to_num(obj.anchor[..., 1]))
+        return owned, obj
+
+    def object_tile(self) -> Tile | None:
+        wx, wy = self.window.centres()
+        owned, obj = self.procedural_objects(wx, wy)
+        if not owned.any():
+            return None
+        classes = np.where(owned, _FROM_OEM[self.scheme.name][obj.class_id], self.ground_class(wx, wy))
+        return _tile(self.window, self.scheme, owned, np.where(owned, obj.height, 0), classes,
+                     np.where(owned[..., None], obj.colour, self.ground_colour(wx, wy)), 1, self.ground(wx, wy))
+
+
+def _tile(window: Window, scheme, owned, height, classes, rgb, per_cell: int, ground) -> Tile:
+    valid = ndimage.binary_dilation(owned, iterations=VALID_RIM)
+    image_valid = np.repeat(np.repeat(valid, per_cell, 0), per_cell, 1)
+    return Tile(name=f"x{window.x}_y{window.y}", georef=window.georef(), scheme=scheme, valid=valid,
+                height=height.astype(np.float32), ground=ground.astype(np.float32), classes=classes.astype(np.uint8),
+                rgb=rgb.astype(np.float32), image_valid=image_valid, image_gsd=window.spec.gsd / per_cell)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+class InputView(ProceduralView):
+    """The input rasters inside their area, the procedural world beyond, eased together."""
+
+    def __init__(self, window: Window):
+        super().__init__(window)
+        spec, inputs = window.spec, window.spec.inputs
+        self.inputs = inputs
+        rect = window.rect()
+
+        def windowed(role: str, cell: float) -> RasterWindow | None:
+            r = inputs.raster(role)
+            return None if r is None else read_window(r, rect, block_factor(r, cell))
+
+        self.rgb = windowed("rgb", spec.gsd / 2)
+        self.surface = windowed("height", spec.gsd)
+        self.dtm = windowed("dtm", spec.gsd)
+        self.classes = self._classes()
+
+    # -- positions -------------------------------------------------------------------------------
+    def _outside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Distance (metres) from the input area; 0 inside."""
+        w, s, e, n = self.inputs.bounds
+        return np.hypot(np.maximum(np.maximum(w - x, x - e), 0), np.maximum(np.maximum(s - y, y - n), 0))
+
+    def _clamped(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w, s, e, n = self.inputs.bounds
+        return np.clip(x, w, e), np.clip(y, s, n)
+
+    def _inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self._outside(x, y) == 0
+
+    # -- input values ----------------------------------------------------------------------------
+    def _sample(self, window: RasterWindow | None, x: np.ndarray, y: np.ndarray, order: int = 1,
+                bands: int = 1) -> np.ndarray:
+        """(bands, ...) values at positions; NaN where the raster has none (or does not reach)."""
+        return np.full((bands, *np.shape(x)), np.nan) if window is None else window.sample(x, y, order)
+
+    def _input_ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Input terrain relative to the datum at (clamped) positions; 0 without a terrain raster."""
+        mode = self.inputs.heights
+        source_window = self.dtm if mode == "dsm-dtm" else self.surface if mode == "terrain" else None
+        if source_window is None:
+            return np.zeros(np.shape(x))
+        return np.nan_to_num(self._sample(source_window, *self._clamped(x, y))[0] - self.inputs.datum)
+
+    def _ndsm(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Heights above ground at positions, or None when the inputs give none."""
+        mode = self.inputs.heights
+        if mode not in ("ndsm", "dsm-dtm"):
+            return None
+        h = self._sample(self.surface, x, y)[0]
+        if mode == "dsm-dtm":
+            h = h - self._sample(self.dtm, x, y)[0]
+        return np.clip(np.nan_to_num(h), 0, None)
+
+    def _classes(self) -> np.ndarray:
+        """Class ids on the window's cells: the semantic map, else the colour/height heuristic."""
+        wx, wy = self.window.centres()
+        r = self.inputs.raster("semantic")
+        if r is not None:
+            window = read_window(r, self.window.rect(), 1, as_values=False)
+            if window is None:
+                return np.zeros(wx.shape, np.uint8)
+            window.data = read_class_values(open_raster("semantic", Path(r.path), 1 << 62), self.scheme,
+                                            window.data)[None].astype(np.float32)
+            ids = window.sample(wx, wy, order=0)[0]
+            return np.nan_to_num(ids).astype(np.uint8)
+        inside = self._inside(wx, wy)
+        if not inside.any():
+            return np.zeros(wx.shape, np.uint8)
+        rgb = None if self.inputs.raster("rgb") is None else \
+            np.moveaxis(np.nan_to_num(self._sample(self.rgb, wx, wy, bands=3)), 0, -1)
+        ids = classify(self.scheme, rgb, None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
+        return np.where(inside, ids, 0).astype(np.uint8)
+
+    # -- the View ----------------------------------------------------------------------------------
+    def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        ease = _smoothstep(self._outside(x, y) / HANDOVER_M)
+        return (1 - ease) * self._input_ground(x, y) + ease * self.world.ground(x, y)
+
+    def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        inside = self._inside(x, y)
+        return np.where(inside, self.classes[self.window.index(x, y)], super().ground_class(x, y))
+
+    def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        procedural = self.world.ground_colour(x, y)
+        kind_colour = _kind_colour(self.scheme, self.ground_class(x, y))
+        photo = np.moveaxis(self._sample(self.rgb, *self._clamped(x, y), bands=3), 0, -1)
+        inside = self._inside(x, y)[..., None]
+        ease = _smoothstep(self._outside(x, y) / COLOUR_HANDOVER_M)[..., None]
+        eased = (1 - ease) * photo + ease * procedural
+        missing = np.isnan(photo).any(-1, keepdims=True)
+        return np.where(missing, np.where(inside, kind_colour, procedural), eased).astype(np.float32)
+
+    def object_tile(self) -> Tile | None:
+        window, spec = self.window, self.window.spec
+        wx, wy = window.centres()
+        kinds = self.scheme.kind_lut()[self.classes]
+        inside = self._inside(wx, wy)
+        owned_b, large_b = _owned(window, inside & (kinds == SurfaceKind.BUILDING))
+        owned_t, large_t = _owned(window, inside & (kinds == SurfaceKind.VEGETATION))
+        owned_in = owned_b | owned_t
+        margin = source.MAX_OBJECT
+        owned_p, obj = self.procedural_objects(wx, wy, allowed=lambda ax, ay: self._outside(ax, ay) > margin)
+        if not (owned_in.any() or owned_p.any()):
+            return None
+        height = self._ndsm(wx, wy)
+        if height is None:  # seeded priors for whole objects, one flat height for cut ones
+            height = np.where(large_b, self._building_height(), building_heights(owned_b & ~large_b, spec.gsd, spec.seed))
+            height = np.where(large_t, LARGE_TREE_M, height + tree_heights(owned_t & ~large_t, spec.gsd, spec.seed))
+        height = np.where(owned_in, height, np.where(owned_p, obj.height, 0))
+        terrain_id = self.scheme.class_for_kind(SurfaceKind.TERRAIN)
+        ground_classes = np.where(np.isin(kinds, [SurfaceKind.BUILDING, SurfaceKind.VEGETATION]), terrain_id,
+                                  self.ground_class(wx, wy))
+        classes = np.where(owned_in, self.classes,
+                           np.where(owned_p, _FROM_OEM[self.scheme.name][obj.class_id], ground_classes))
+        per_cell = 2 if self.rgb is not None and self.rgb.raster.px[0] * self.rgb.factor <= spec.gsd / 2 else 1
+        return _tile(window, self.scheme, owned_in | owned_p, height, classes,
+                     self._image(owned_p, obj, per_cell), per_cell, self.ground(wx, wy))
+
+    def _building_height(self) -> float:
+        known = self.inputs.building_height
+        return known if known is not None else 3.0 * (1 + self.window.spec.style.storeys) / 2 + 0.5
+
+    def _image(self, owned_p: np.ndarray, obj: source.Objects, per_cell: int) -> np.ndarray:
+        """(cells * per_cell)^2 colours: the photo where it has data, else procedural colours."""
+        wx, wy = self.window.centres(per_cell)
+        base = self.ground_colour(wx, wy)
+        up = np.repeat(np.repeat(owned_p, per_cell, 0), per_cell, 1)
+        colour = np.repeat(np.repeat(obj.colour, per_cell, 0), per_cell, 1)
+        return np.where(up[..., None], colour, base)
+
+
+def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
+    """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
+    lut = np.zeros(256, np.uint8)
+    for cid, kind in scheme.kinds.items():
+        lut[cid] = _KIND_OEM[kind]
+    return source.class_colour(lut[class_id])
+
+
+def _owned(window: Window, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cells this chunk owns, cells of large components) of ``mask`` by the module's rule."""
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask.copy(), mask.copy()
+    size, band = window.cells, window.band_cells
+    boxes = ndimage.find_objects(labels)
+    rows = np.array([[b[0].start, b[0].stop] for b in boxes])
+    cols = np.array([[b[1].start, b[1].stop] for b in boxes])
+    touches = (rows[:, 0] == 0) | (rows[:, 1] == size) | (cols[:, 0] == 0) | (cols[:, 1] == size)
+    small = ~touches & (rows[:, 1] - rows[:, 0] <= band) & (cols[:, 1] - cols[:, 0] <= band)
+    r, c = np.unravel_index(first_cells(labels, n), mask.shape)
+    anchored_here = (r >= band) & (r < size - band) & (c >= band) & (c < size - band)
+    label_ids = np.arange(1, n + 1)
+    large = np.isin(labels, label_ids[~small])
+    owned = np.isin(labels, label_ids[small & anchored_here]) | (large & window.chunk_square())
+    return owned, large
