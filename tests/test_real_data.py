@@ -31,3 +31,26 @@ def test_real_raster_gives_a_valid_georeferenced_asset(case, tmp_path, capsys):
     assert geo["crs"] and geo["crs"].startswith("EPSG:")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["triangles"]["total"] > 100
+
+
+WORLD_CASES = {
+    "DSM + DTM (metres)": (["--height", "alexandria_dsm_2m.tif", "--dtm", "alexandria_dtm_2m.tif"], "EPSG:26918"),
+    "terrain DEM in degrees": (["--height", "texas_dem_90m.tif"], "EPSG:4326"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WORLD_CASES))
+def test_world_over_a_real_raster_is_seamless_at_its_edge(case, tmp_path):
+    """A chunk inside the raster's south-west corner and its neighbour outside it: one terrain at the
+    border, valid files, the world origin at the raster's corner in its CRS."""
+    from helpers_world import assert_borders_identical
+
+    args, crs = WORLD_CASES[case]
+    argv = [str(real_file(a)) if a.endswith(".tif") else a for a in args]
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), "--tiles", "-1:0,0:0", *argv, "--progress", "none"]) == 0
+    assert assert_borders_identical(out, 0) == 1
+    for path in sorted(out.glob("tiles/0/*.glb")):
+        assert_valid_gltf(path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["crs"] == crs and manifest["inputs"]["heights"] in ("dsm-dtm", "terrain")

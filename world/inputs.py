@@ -76,6 +76,12 @@ class WorldInputs:
     def raster(self, role: str) -> InputRaster | None:
         return next((r for r in self.rasters if r.role == role), None)
 
+    @property
+    def land_cover(self) -> bool:
+        """Whether the inputs say what is where (classes, a photo or object heights); a terrain
+        model alone does not, and the procedural world's land cover and objects stand on it."""
+        return any(self.raster(role) for role in ("semantic", "rgb")) or self.heights in ("ndsm", "dsm-dtm")
+
     @classmethod
     def from_dict(cls, data: dict) -> WorldInputs:
         rasters = tuple(InputRaster(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
@@ -167,8 +173,11 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
         cell = by_role["rgb"].res[0] if by_role["rgb"].res else 1.0
         classes = classify(scheme, np.moveaxis(rgb, 0, -1), None,
                            None if ndsm is None else _nearest_shape(np.nan_to_num(ndsm), shape), cell ** 2)
+    elif ndsm is not None:
+        cell = by_role["height"].res[0] if by_role["height"].res else 1.0
+        classes = classify(scheme, None, None, np.nan_to_num(ndsm), cell ** 2)
     else:
-        return (0.0, 0.0), _median(ndsm, ndsm > 2.5) if ndsm is not None else None
+        return (0.0, 0.0), None
     kinds = scheme.kind_lut()[classes]
     known = classes > 0
     shares = tuple(round(float((kinds[known] == k).mean()), 4) if known.any() else 0.0

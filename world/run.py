@@ -81,7 +81,9 @@ def world_settings(out: Path, files: InputFiles, options: dict) -> tuple[WorldSp
         raise InputError("--palette", "a procedural world has no semantic map to read",
                          "leave --palette out, or pass the map with --semantic")
     preset, seed = load_preset(pick("preset")), pick("seed")
-    style = source.style_from_shares(seed, *inputs.shares, inputs.building_height) if inputs else source.Style()
+    style = source.Style()
+    if inputs is not None and inputs.land_cover:
+        style = source.style_from_shares(seed, *inputs.shares, inputs.building_height)
     spec = WorldSpec(chunk_size=float(pick("chunk_size")), gsd=float(pick("gsd")), band=BAND_M, seed=seed,
                      preset=preset.name, lods=pick("lods"),
                      generator=f"{DefaultGenerator.name}/{DefaultGenerator.version}", crs=crs, easting=easting,

@@ -81,6 +81,7 @@ def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 # Shares of the world that one unit of noise-level area turns into (measured on the procedural world):
 # lots hold a building 80 % of the time, covering ~35 % of the lot; woods hold ~12 % crown cover.
 _BUILDING_FILL, _TREE_FILL = 0.8 * 0.35, 0.12
+_MAX_COVER = 0.7  # towns and woods never cover the whole world: some open land stays between them
 
 
 def style_from_shares(seed: int, building_share: float, tree_share: float,
@@ -93,8 +94,8 @@ def style_from_shares(seed: int, building_share: float, tree_share: float,
         return round(float(np.quantile(noise, np.clip(1 - share, 0.0, 1.0))), 4) if share > 0 else 1.01
 
     storeys = 6 if building_height is None else int(np.clip(round(2 * (building_height - 0.5) / 3), 1, 40))
-    return Style(urban=level(_urban(seed, x, y), min(building_share / _BUILDING_FILL, 1.0)),
-                 woods=level(_woods(seed, x, y), min(tree_share / _TREE_FILL, 1.0)), storeys=storeys)
+    return Style(urban=level(_urban(seed, x, y), min(building_share / _BUILDING_FILL, _MAX_COVER)),
+                 woods=level(_woods(seed, x, y), min(tree_share / _TREE_FILL, _MAX_COVER)), storeys=storeys)
 
 
 @dataclass(frozen=True)

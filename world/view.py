@@ -199,7 +199,8 @@ class InputView(ProceduralView):
         return np.clip(x, w, e), np.clip(y, s, n)
 
     def _inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return self._outside(x, y) == 0
+        """Inside the area where the inputs say what is where (nowhere for a terrain model alone)."""
+        return (self._outside(x, y) == 0) & self.inputs.land_cover
 
     # -- input values ----------------------------------------------------------------------------
     def _sample(self, window: RasterWindow | None, x: np.ndarray, y: np.ndarray, order: int = 1,
@@ -240,29 +241,37 @@ class InputView(ProceduralView):
         inside = self._inside(wx, wy)
         if not inside.any():
             return np.zeros(wx.shape, np.uint8)
-        rgb = None if self.inputs.raster("rgb") is None else \
-            np.moveaxis(np.nan_to_num(self._sample(self.rgb, wx, wy, bands=3)), 0, -1)
-        ids = classify(self.scheme, rgb, None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
-        return np.where(inside, ids, 0).astype(np.uint8)
+        if self.inputs.raster("rgb") is None:
+            ids = classify(self.scheme, None, None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
+            return np.where(inside, ids, 0).astype(np.uint8)
+        photo = np.moveaxis(self._sample(self.rgb, wx, wy, bands=3), 0, -1)
+        ids = classify(self.scheme, np.nan_to_num(photo), None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
+        return np.where(inside & ~np.isnan(photo).any(-1), ids, 0).astype(np.uint8)  # no photo: unknown
 
     # -- the View ----------------------------------------------------------------------------------
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         ease = _smoothstep(self._outside(x, y) / HANDOVER_M)
         return (1 - ease) * self._input_ground(x, y) + ease * self.world.ground(x, y)
 
+    def _known(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(input class ids, where they are known): unknown (0) and outside get the procedural world's."""
+        ids = self.classes[self.window.index(x, y)]
+        return ids, self._inside(x, y) & (ids > 0)
+
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        inside = self._inside(x, y)
-        return np.where(inside, self.classes[self.window.index(x, y)], super().ground_class(x, y))
+        ids, known = self._known(x, y)
+        return np.where(known, ids, super().ground_class(x, y))
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The photo (eased into the procedural colours past its edge); where it has no data, the
+        colour of the known class, else the procedural colour."""
         procedural = self.world.ground_colour(x, y)
-        kind_colour = _kind_colour(self.scheme, self.ground_class(x, y))
+        ids, known = self._known(x, y)
         photo = np.moveaxis(self._sample(self.rgb, *self._clamped(x, y), bands=3), 0, -1)
-        inside = self._inside(x, y)[..., None]
         ease = _smoothstep(self._outside(x, y) / COLOUR_HANDOVER_M)[..., None]
         eased = (1 - ease) * photo + ease * procedural
-        missing = np.isnan(photo).any(-1, keepdims=True)
-        return np.where(missing, np.where(inside, kind_colour, procedural), eased).astype(np.float32)
+        fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
+        return np.where(np.isnan(photo).any(-1, keepdims=True), fallback, eased).astype(np.float32)
 
     def object_tile(self) -> Tile | None:
         window, spec = self.window, self.window.spec
@@ -272,7 +281,7 @@ class InputView(ProceduralView):
         owned_b, large_b = _owned(window, inside & (kinds == SurfaceKind.BUILDING))
         owned_t, large_t = _owned(window, inside & (kinds == SurfaceKind.VEGETATION))
         owned_in = owned_b | owned_t
-        margin = source.MAX_OBJECT
+        margin = source.MAX_OBJECT if self.inputs.land_cover else -1.0
         owned_p, obj = self.procedural_objects(wx, wy, allowed=lambda ax, ay: self._outside(ax, ay) > margin)
         if not (owned_in.any() or owned_p.any()):
             return None
