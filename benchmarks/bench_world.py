@@ -1,6 +1,10 @@
 """Benchmark: `satforge world` chunks per minute and peak memory against world size and workers.
 
     python benchmarks/bench_world.py [--sizes 2,4] [--workers 1,2] [--lods 1] [--chunk-size 128]
+                                     [--start X,Y] [--rgb F] [--height F] [--dtm F] [--semantic F]
+
+With input rasters the world is made over them (from chunk --start, e.g. -1,-1 to include the
+hand-over ring); without, it is the procedural world.
 
 Each case is a fresh world made by its own `satforge world` process (so the peak memory, the
 largest of that process and its workers, belongs to the case alone). Prints a table; not a test.
@@ -15,12 +19,15 @@ import tempfile
 from pathlib import Path
 
 
-def run_case(side: int, workers: int, lods: int, chunk_size: float, work: Path) -> dict:
+def run_case(side: int, workers: int, args: argparse.Namespace, work: Path) -> dict:
     out = work / f"w{side}_{workers}"
+    x0, y0 = (int(v) for v in args.start.split(","))
+    inputs = [a for role in ("rgb", "height", "dtm", "semantic") if getattr(args, role)
+              for a in (f"--{role}", getattr(args, role))]
     proc = subprocess.run([sys.executable, "-m", "satforge", "world", "--out", str(out),
-                           "--tiles", f"0:{side - 1},0:{side - 1}", "--lods", str(lods),
-                           "--chunk-size", str(chunk_size), "--workers", str(workers), "--seed", "19",
-                           "--progress", "json"], check=True, capture_output=True, text=True)
+                           f"--tiles={x0}:{x0 + side - 1},{y0}:{y0 + side - 1}", "--lods", str(args.lods),
+                           "--chunk-size", str(args.chunk_size), "--workers", str(workers), "--seed", "19",
+                           *inputs, "--progress", "json"], check=True, capture_output=True, text=True)
     report = json.loads(proc.stdout.strip().splitlines()[-1])["report"]
     chunks = report["chunks"]["made"]
     return {"world": f"{side}x{side}", "workers": workers, "chunks": chunks,
@@ -35,12 +42,15 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--lods", type=int, default=1)
     parser.add_argument("--chunk-size", type=float, default=128.0)
+    parser.add_argument("--start", default="0,0", help="south-west chunk of every world")
+    for role in ("rgb", "height", "dtm", "semantic"):
+        parser.add_argument(f"--{role}", help="input raster (default: a procedural world)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for side in (int(s) for s in args.sizes.split(",")):
             for workers in (int(w) for w in args.workers.split(",")):
-                rows.append(run_case(side, workers, args.lods, args.chunk_size, Path(tmp)))
+                rows.append(run_case(side, workers, args, Path(tmp)))
                 print(json.dumps(rows[-1]), flush=True)
     print(f"{'world':>7} {'workers':>7} {'chunks':>6} {'s':>7} {'chunks/min':>10} {'peak MB':>8}")
     for r in rows:

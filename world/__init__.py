@@ -1,23 +1,27 @@
 """Endless terrain: seamless, order-independent chunks with LODs, a manifest and a 3D Tiles tileset.
 
-layout (indexing, paths, manifest), source (the procedural world), chunk (one chunk, every LOD),
-tileset (OGC 3D Tiles 1.1), run (ranges, scheduling, resume).
+layout (indexing, paths, manifest, WorldSpec), inputs (input rasters: whole-file decisions once,
+windowed reads), source (the seeded procedural world), view (what one chunk sees: inputs, procedural
+world and the hand-over between them; who owns which object), chunk (one chunk, every LOD), tileset
+(OGC 3D Tiles 1.1), run (settings, ranges, scheduling, resume).
 
 Rules this package adds to the "Terrain chunks" contract of CONVENTIONS.md:
-- Chunk (X, Y) covers [X·S, (X+1)·S) east and [Y·S, (Y+1)·S) north of the world origin; its GLB
-  vertices are relative to its centre, a multiple of S/2 (so float32 offsets are exact).
+- Chunk (X, Y) covers [X·S, (X+1)·S) east and [Y·S, (Y+1)·S) north of the world origin (the inputs'
+  south-west corner, or 0, 0); its GLB vertices are relative to its centre, a multiple of S/2 (so
+  float32 offsets are exact).
+- A chunk is a pure function of its manifest's settings (which hold the inputs' whole-file decisions
+  and statistics) and (X, Y): every value is sampled at world positions through global grid indices.
 - Terrain is a height field on the world grid (every 2·gsd metres from the origin), cut exactly at the
   chunk square; every LOD keeps the full-resolution border (simplified with the border locked). Border
   normals are the world height field's gradient; the terrain texture has a texel centre on each border
   texel line.
-- Objects (buildings, trees) are never cut: each belongs wholly to the chunk holding its anchor
-  (footprint north-west corner, crown centre) and may reach past the chunk square by up to the overlap
-  band (32 m).
+- Objects are never cut where they can be whole: procedural ones belong wholly to the chunk holding
+  their anchor, input ones no wider than the overlap band (32 m) to the chunk holding their first cell;
+  only input objects wider than the band are cut at chunk borders (see view).
 - The manifest is the commit point: a chunk counts as made only once the manifest lists it with the
   SHA-256 of each LOD file; only the parent process writes, every file atomically.
 - tileset.json's frame is the world's local frame (x east, y north, z up, metres from the origin;
   identity root transform, no ECEF); the origin's CRS position is in ``asset.extras.georeference`` and
   ``extras.georeference``. Each chunk is a chain coarsest LOD -> finest, ``refine: REPLACE``, geometric
   error S/128·2^lod (0 at LOD 0).
-- Only the procedural world exists so far: worlds over input rasters are refused with a one-line error.
 """

@@ -25,7 +25,7 @@ import pyfqmr
 from ..core.arrays import to_u8
 from ..core.bake import bake_albedo
 from ..core.convert import BudgetError, scene_to_meshes
-from ..core.generators import GenerateSettings, get_generator
+from ..core.generators import ChunkPlace, GenerateSettings, get_generator
 from ..core.georef import Georeference
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
@@ -196,8 +196,8 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     if tile is not None:
         generator = get_generator(spec.generator.split("/")[0])
         # CPU always: a chunk's bytes must not depend on which machine made it.
-        scene = _only_objects(generator.generate(tile, GenerateSettings(seed=spec.seed, device="cpu"),
-                                                 lambda *_: None))
+        settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band))
+        scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
     grid = terrain_grid(spec, view, x, y)
     glbs, triangles, bounds = [], 0, None
     for lod in range(spec.lods):

@@ -32,6 +32,7 @@ class WorldSpec:
     preset: str
     lods: int
     generator: str           # "default/1.0"
+    order: str = "independent"  # chunks made in any order (see Generator.neighbours)
     crs: str | None = None
     easting: float = 0.0     # world origin (south-west corner) in the CRS
     northing: float = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import InputError
-from .base import GenerateSettings, Generator, ProgressFn
+from .base import ChunkPlace, GenerateSettings, Generator, ProgressFn
 
 _FACTORIES: dict[str, Callable[[], Generator]] = {}
 
@@ -34,5 +34,5 @@ def _default_factory() -> Generator:
 
 register_generator("default", _default_factory)
 
-__all__ = ["GenerateSettings", "Generator", "ProgressFn", "available_generators", "get_generator",
+__all__ = ["ChunkPlace", "GenerateSettings", "Generator", "ProgressFn", "available_generators", "get_generator",
            "register_generator"]

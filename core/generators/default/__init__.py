@@ -34,6 +34,7 @@ KIND_COLOURS = {SurfaceKind.TERRAIN: (0.46, 0.49, 0.33), SurfaceKind.ROAD: (0.36
 class DefaultGenerator:
     name = "default"
     version = "1.0"
+    neighbours = ()  # every chunk stands alone
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
         device = resolve_device(settings.device)
