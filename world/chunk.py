@@ -114,12 +114,23 @@ def _terrain_texels(spec: WorldSpec, budget: int) -> int:
     return n
 
 
-def _terrain_image(spec: WorldSpec, view: View, x: int, y: int, n: int) -> np.ndarray:
-    """(n + 1, n + 1, 3) uint8 ground colour at texel centres, row 0 on the north border."""
-    size = spec.chunk_size
-    along = np.arange(n + 1) * (size / n)
-    gx, gy = np.meshgrid(x * size + along, (y + 1) * size - along)
-    return to_u8(view.ground_colour(gx, gy))
+class _TerrainImages:
+    """(n + 1, n + 1, 3) uint8 ground colour at texel centres, row 0 on the north border, for any
+    power of two n: the finest (LOD 0's) is sampled once and a coarser one takes every k-th texel of
+    it, the same world positions; neighbours do the same, so their border texels still agree."""
+
+    def __init__(self, spec: WorldSpec, view: View, x: int, y: int):
+        self.spec, self.view, self.x, self.y = spec, view, x, y
+        self.finest: np.ndarray | None = None
+
+    def __call__(self, n: int) -> np.ndarray:
+        if self.finest is None or self.finest.shape[0] - 1 < n:
+            size = self.spec.chunk_size
+            along = np.arange(n + 1) * (size / n)
+            gx, gy = np.meshgrid(self.x * size + along, (self.y + 1) * size - along)
+            self.finest = to_u8(self.view.ground_colour(gx, gy))
+        step = (self.finest.shape[0] - 1) // n
+        return self.finest[::step, ::step]
 
 
 def _terrain_mesh(spec: WorldSpec, view: View, x: int, y: int, grid: _Grid, n: int) -> TexturedMesh:
@@ -154,19 +165,33 @@ def _compose(terrain: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
     return np.concatenate([left, right], 1)
 
 
-def _lod(spec: WorldSpec, view: View, preset: Preset, x: int, y: int, lod: int, grid: _Grid,
-         scene: Scene | None, threads: int | None) -> TexturedScene:
+@dataclass
+class _Sources:
+    """What every LOD of one chunk is made from."""
+
+    spec: WorldSpec
+    preset: Preset
+    x: int
+    y: int
+    view: View
+    grid: _Grid               # full-resolution terrain
+    scene: Scene | None       # the owned objects, or None
+    images: _TerrainImages
+
+
+def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
+    spec, preset, x, y, scene = src.spec, src.preset, src.x, src.y, src.scene
     area = spec.chunk_size ** 2
     triangles, texels = preset.triangle_budget(area) >> lod, preset.texel_budget(area) >> lod
     n = _terrain_texels(spec, texels)
-    terrain = _terrain_mesh(spec, view, x, y, _simplified(grid, int(triangles * TERRAIN_SHARE)), n)
+    terrain = _terrain_mesh(spec, src.view, x, y, _simplified(src.grid, int(triangles * TERRAIN_SHARE)), n)
     meshes, image = [terrain], None
     if scene is not None:
         solids = _object_meshes(scene, max(triangles - len(terrain.faces), 1))
         atlas = unwrap(solids, preset.texels_per_image_pixel / scene.image_gsd, texels - (n + 1) ** 2)
         image = bake_albedo(atlas, scene, threads=threads)
         meshes += atlas.meshes
-    composed = _compose(_terrain_image(spec, view, x, y, n), image)
+    composed = _compose(src.images(n), image)
     height, width = composed.shape[:2]
     terrain.uvs = terrain.uvs / np.array([width, height], np.float32)
     for mesh in meshes[1:]:
@@ -198,10 +223,10 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
         # CPU always: a chunk's bytes must not depend on which machine made it.
         settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band))
         scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
-    grid = terrain_grid(spec, view, x, y)
+    src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, _TerrainImages(spec, view, x, y))
     glbs, triangles, bounds = [], 0, None
     for lod in range(spec.lods):
-        textured = _lod(spec, view, preset, x, y, lod, grid, scene, threads)
+        textured = _lod(src, lod, threads)
         glbs.append(glb_bytes(textured, encode_png(textured.atlas)))
         triangles += textured.triangle_count
         if bounds is None:

@@ -165,6 +165,18 @@ def _tile(window: Window, scheme, owned, height, classes, rgb, per_cell: int, gr
                 rgb=rgb.astype(np.float32), image_valid=image_valid, image_gsd=window.spec.gsd / per_cell)
 
 
+def _only_where(mask: np.ndarray, fn, x: np.ndarray, y: np.ndarray, channels: tuple = (),
+                dtype=np.float32) -> np.ndarray:
+    """fn(x, y) where ``mask`` holds, zeros elsewhere: the procedural world costs time, and inside
+    the inputs it is mostly not shown. fn is pointwise (IEEE arithmetic only), so every value is
+    the same bits as when computed over the whole array."""
+    x, y = np.broadcast_arrays(x, y)
+    out = np.zeros((*x.shape, *channels), dtype)
+    if mask.any():
+        out[mask] = fn(x[mask], y[mask])
+    return out
+
+
 def _smoothstep(t: np.ndarray) -> np.ndarray:
     t = np.clip(t, 0.0, 1.0)
     return t * t * (3 - 2 * t)
@@ -260,18 +272,19 @@ class InputView(ProceduralView):
 
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         ids, known = self._known(x, y)
-        return np.where(known, ids, super().ground_class(x, y))
+        return np.where(known, ids, _only_where(~known, super().ground_class, x, y, dtype=np.uint8))
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The photo (eased into the procedural colours past its edge); where it has no data, the
         colour of the known class, else the procedural colour."""
-        procedural = self.world.ground_colour(x, y)
         ids, known = self._known(x, y)
         photo = np.moveaxis(self._sample(self.rgb, *self._clamped(x, y), bands=3), 0, -1)
         ease = _smoothstep(self._outside(x, y) / COLOUR_HANDOVER_M)[..., None]
+        missing = np.isnan(photo).any(-1, keepdims=True)
+        procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         eased = (1 - ease) * photo + ease * procedural
         fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
-        return np.where(np.isnan(photo).any(-1, keepdims=True), fallback, eased).astype(np.float32)
+        return np.where(missing, fallback, eased).astype(np.float32)
 
     def object_tile(self) -> Tile | None:
         window, spec = self.window, self.window.spec
