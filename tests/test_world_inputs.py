@@ -157,3 +157,13 @@ def test_an_input_larger_than_memory_is_read_window_by_window(tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])["report"]
     assert report["peak_rss_mb"] < 700, "well below the 1200 MB the decoded image alone would take"
     assert_valid_gltf(out / "tiles/0/tile_x50_y50.glb")
+
+
+@pytest.mark.parametrize("wrong", [("rgb", "ndsm"), ("height", "rgb"), ("dtm", "ndsm")])
+def test_bad_input_file_exits_2_and_writes_nothing(city_files, tmp_path, capsys, wrong):
+    role, given = wrong
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), "--tiles", "0:0,0:0", f"--{role}", str(city_files[given])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("satforge: error:")
+    assert not out.exists()
