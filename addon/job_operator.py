@@ -31,30 +31,30 @@ class WorkerOperator:
         return True
 
     def _prepare(self, context):
+        """(the job to run, None), or (None, the operator's result) when there is no job: a user
+        error, or a message saying nothing needed doing."""
         try:
-            return self.make_job(context)
+            job = self.make_job(context)
         except UserError as exc:
             self.report({"ERROR"}, str(exc))
-            return None
-
-    def execute(self, context):
-        job = self._prepare(context)
-        if job is None:
-            return {"CANCELLED"}
+            return None, {"CANCELLED"}
         if isinstance(job, str):
             self.report({"INFO"}, job)
-            return {"FINISHED"}
+            return None, {"FINISHED"}
+        return job, None
+
+    def execute(self, context):
+        job, result = self._prepare(context)
+        if job is None:
+            return result
         return self._report_end(job, jobs.run_sync(context, job, getattr(self, "timeout", 0.0)))
 
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
-        job = self._prepare(context)
+        job, result = self._prepare(context)
         if job is None:
-            return {"CANCELLED"}
-        if isinstance(job, str):
-            self.report({"INFO"}, job)
-            return {"FINISHED"}
+            return result
         job.start(context)
         if job.state != jobs.RUNNING:
             return self._report_end(job, job.state)

@@ -26,7 +26,6 @@ from ..core.arrays import to_u8
 from ..core.bake import bake_albedo
 from ..core.convert import BudgetError, scene_to_meshes
 from ..core.generators import ChunkPlace, GenerateSettings, get_generator
-from ..core.georef import Georeference
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
 from ..core.scene import Scene, SparseVoxels, Splats
@@ -196,18 +195,12 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
     terrain.uvs = terrain.uvs / np.array([width, height], np.float32)
     for mesh in meshes[1:]:
         mesh.uvs = ((mesh.uvs * image.shape[1::-1] + [n + 1 + ATLAS_GAP, 0]) / [width, height]).astype(np.float32)
-    return TexturedScene(meshes=meshes, atlas=composed, georef=_chunk_georef(spec, x, y),
+    georef = spec.georef(x, y, spec.chunk_size, "satforge world chunk")
+    return TexturedScene(meshes=meshes, atlas=composed, georef=georef,
                          scheme=spec.palette, class_names=get_scheme(spec.palette).names,
                          feature_ids=preset.feature_ids,
                          extras={"generator": spec.generator, "seed": spec.seed, "preset": preset.name,
                                  "chunk": [x, y], "lod": lod, "chunk_size_m": spec.chunk_size})
-
-
-def _chunk_georef(spec: WorldSpec, x: int, y: int) -> Georeference:
-    cx, cy = spec.centre(x, y)
-    return Georeference(crs=spec.crs, easting=spec.easting + cx, northing=spec.northing + cy,
-                        elevation=spec.elevation, width_m=spec.chunk_size, height_m=spec.chunk_size,
-                        gsd=spec.gsd, source="satforge world chunk")
 
 
 def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | None = None) -> ChunkResult:

@@ -30,6 +30,7 @@ from ..core.inputs.grid import Placed, check_same_place, place, reference
 from ..core.inputs.height import _NDSM_P2_RANGE
 from ..core.inputs.image import _check_format, _fourth_is_nir, scale, value_range
 from ..core.inputs.raster import Raster, _gdal, open_raster, read
+from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.schemes import SurfaceKind, get_scheme
 
@@ -164,7 +165,7 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
         ndsm = _metres(_decimated(by_role["height"], Resampling.average), by_role["height"].nodata)
     if heights == "dsm-dtm":
         dtm = _metres(_decimated(by_role["dtm"], Resampling.average), by_role["dtm"].nodata)
-        ndsm = np.clip(ndsm - _nearest_shape(dtm, ndsm.shape), 0, None)
+        ndsm = np.clip(ndsm - nearest(dtm, ndsm.shape), 0, None)
     if "semantic" in by_role:
         classes = read_class_values(by_role["semantic"], scheme, _decimated(by_role["semantic"], Resampling.nearest))
     elif rgb_rules is not None:
@@ -172,7 +173,7 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
         shape = rgb.shape[1:]
         cell = by_role["rgb"].res[0] if by_role["rgb"].res else 1.0
         classes = classify(scheme, np.moveaxis(rgb, 0, -1), None,
-                           None if ndsm is None else _nearest_shape(np.nan_to_num(ndsm), shape), cell ** 2)
+                           None if ndsm is None else nearest(np.nan_to_num(ndsm), shape), cell ** 2)
     elif ndsm is not None:
         cell = by_role["height"].res[0] if by_role["height"].res else 1.0
         classes = classify(scheme, None, None, np.nan_to_num(ndsm), cell ** 2)
@@ -184,19 +185,13 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
                    for k in (SurfaceKind.BUILDING, SurfaceKind.VEGETATION))
     height = None
     if ndsm is not None:
-        height = _median(ndsm, _nearest_shape(kinds, ndsm.shape) == SurfaceKind.BUILDING)
+        height = _median(ndsm, nearest(kinds, ndsm.shape) == SurfaceKind.BUILDING)
     return shares, height
 
 
 def _median(values: np.ndarray, mask: np.ndarray) -> float | None:
     picked = values[mask & np.isfinite(values)]
     return round(float(np.median(picked)), 2) if picked.size else None
-
-
-def _nearest_shape(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    rows = np.minimum((np.arange(shape[0]) + 0.5) * a.shape[0] // shape[0], a.shape[0] - 1).astype(int)
-    cols = np.minimum((np.arange(shape[1]) + 0.5) * a.shape[1] // shape[1], a.shape[1] - 1).astype(int)
-    return a[np.ix_(rows, cols)]
 
 
 def open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, float, str]:

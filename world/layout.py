@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import InputError
+from ..core.georef import Georeference
 from .inputs import WorldInputs
 from .source import Style
 
@@ -57,6 +58,12 @@ class WorldSpec:
     def centre(self, x: int, y: int) -> tuple[float, float]:
         """Chunk centre in world metres (east, north of the origin)."""
         return (x + 0.5) * self.chunk_size, (y + 0.5) * self.chunk_size
+
+    def georef(self, x: int, y: int, size_m: float, source: str) -> Georeference:
+        """The georeference of a square of ``size_m`` metres centred on chunk (x, y)."""
+        cx, cy = self.centre(x, y)
+        return Georeference(crs=self.crs, easting=self.easting + cx, northing=self.northing + cy,
+                            elevation=self.elevation, width_m=size_m, height_m=size_m, gsd=self.gsd, source=source)
 
     def header(self) -> dict:
         """The manifest's settings, as JSON gives them back (lists, not tuples)."""

@@ -34,6 +34,7 @@ from ..core.generators.default.classify import classify
 from ..core.generators.default.priors import building_heights, first_cells, tree_heights
 from ..core.georef import Georeference
 from ..core.inputs.raster import open_raster
+from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.schemes import SurfaceKind, get_scheme
 from ..core.tile import Tile
@@ -109,10 +110,7 @@ class Window:
 
     def georef(self) -> Georeference:
         s = self.spec
-        cx, cy = s.centre(self.x, self.y)
-        size = s.chunk_size + 2 * s.band
-        return Georeference(crs=s.crs, easting=s.easting + cx, northing=s.northing + cy, elevation=s.elevation,
-                            width_m=size, height_m=size, gsd=s.gsd, source="satforge world window")
+        return s.georef(self.x, self.y, s.chunk_size + 2 * s.band, "satforge world window")
 
 
 def open_view(spec: WorldSpec, x: int, y: int) -> View:
@@ -159,7 +157,7 @@ class ProceduralView:
 
 def _tile(window: Window, scheme, owned, height, classes, rgb, per_cell: int, ground) -> Tile:
     valid = ndimage.binary_dilation(owned, iterations=VALID_RIM)
-    image_valid = np.repeat(np.repeat(valid, per_cell, 0), per_cell, 1)
+    image_valid = nearest(valid, (valid.shape[0] * per_cell, valid.shape[1] * per_cell))
     return Tile(name=f"x{window.x}_y{window.y}", georef=window.georef(), scheme=scheme, valid=valid,
                 height=height.astype(np.float32), ground=ground.astype(np.float32), classes=classes.astype(np.uint8),
                 rgb=rgb.astype(np.float32), image_valid=image_valid, image_gsd=window.spec.gsd / per_cell)
@@ -320,8 +318,7 @@ class InputView(ProceduralView):
         """(cells * per_cell)^2 colours: the photo where it has data, else procedural colours."""
         wx, wy = self.window.centres(per_cell)
         base = self.ground_colour(wx, wy)
-        up = np.repeat(np.repeat(owned_p, per_cell, 0), per_cell, 1)
-        colour = np.repeat(np.repeat(obj.colour, per_cell, 0), per_cell, 1)
+        up, colour = (nearest(a, wx.shape) for a in (owned_p, obj.colour))
         return np.where(up[..., None], colour, base)
 
 
