@@ -3,7 +3,9 @@ never a traceback. Skipped with a reason in a plain clone, which has no ../share
 from __future__ import annotations
 
 import json
+import math
 
+import pygltflib
 import pytest
 
 from conftest import real_file
@@ -54,3 +56,10 @@ def test_world_over_a_real_raster_is_seamless_at_its_edge(case, tmp_path):
         assert_valid_gltf(path)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["crs"] == crs and manifest["inputs"]["heights"] in ("dsm-dtm", "terrain")
+    # The chunk's centre in the CRS: 64 m east and north of the origin, in the CRS's own units.
+    geo = pygltflib.GLTF2.load(str(out / "tiles/0/tile_x0_y0.glb")).asset.extras["georeference"]
+    assert geo["crs_units"] == manifest["crs_units"]
+    cos_lat = math.cos(math.radians(manifest["northing"]))
+    metres_per_unit = (1.0, 1.0) if geo["crs_units"] == "metre" else (111_320.0 * cos_lat, 110_540.0)
+    assert (geo["easting"] - manifest["easting"]) * metres_per_unit[0] == pytest.approx(64, rel=0.03)
+    assert (geo["northing"] - manifest["northing"]) * metres_per_unit[1] == pytest.approx(64, rel=0.03)

@@ -7,6 +7,7 @@ Chunk (X, Y) covers [X*S, (X+1)*S) east and [Y*S, (Y+1)*S) north of the world or
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from .. import __version__
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import InputError
 from ..core.georef import Georeference
+from ..core.inputs.grid import M_PER_DEG_LAT, M_PER_DEG_LON_EQUATOR
 from .inputs import WorldInputs
 from .source import Style
 
@@ -60,10 +62,16 @@ class WorldSpec:
         return (x + 0.5) * self.chunk_size, (y + 0.5) * self.chunk_size
 
     def georef(self, x: int, y: int, size_m: float, source: str) -> Georeference:
-        """The georeference of a square of ``size_m`` metres centred on chunk (x, y)."""
+        """The georeference of a square of ``size_m`` metres centred on chunk (x, y). In a geographic
+        CRS the centre's offset from the origin is turned into degrees at the centre's latitude, as
+        core/inputs does for pixel sizes."""
         cx, cy = self.centre(x, y)
+        if self.crs_units == "degree":
+            cy = cy / M_PER_DEG_LAT
+            cx = cx / (M_PER_DEG_LON_EQUATOR * math.cos(math.radians(self.northing + cy)))
         return Georeference(crs=self.crs, easting=self.easting + cx, northing=self.northing + cy,
-                            elevation=self.elevation, width_m=size_m, height_m=size_m, gsd=self.gsd, source=source)
+                            elevation=self.elevation, width_m=size_m, height_m=size_m, gsd=self.gsd,
+                            crs_units=self.crs_units, source=source)
 
     def header(self) -> dict:
         """The manifest's settings, as JSON gives them back (lists, not tuples)."""

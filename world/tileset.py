@@ -54,7 +54,7 @@ def _world_box(spec: WorldSpec, chunks: dict) -> list[float]:
 
 def tileset(spec: WorldSpec, manifest: dict) -> dict:
     chunks = manifest["chunks"]
-    georef = {"crs": spec.crs, "easting": spec.easting, "northing": spec.northing,
+    georef = {"crs": spec.crs, "crs_units": spec.crs_units, "easting": spec.easting, "northing": spec.northing,
               "elevation": spec.elevation, "origin": "south-west corner of chunk (0, 0)",
               "frame": "x east, y north, z up, metres from the origin; root transform identity (no ECEF)"}
     root_error = level_error(spec, spec.lods) or spec.chunk_size / 64

@@ -10,8 +10,8 @@ from ..georef import Georeference
 from .raster import Raster
 
 # Metres per degree at the tile centre (spherical approximation, good to ~0.5 % for a tile).
-_M_PER_DEG_LON_EQUATOR = 111_320.0
-_M_PER_DEG_LAT = 110_540.0
+M_PER_DEG_LON_EQUATOR = 111_320.0
+M_PER_DEG_LAT = 110_540.0
 _GSD_RANGE = (0.01, 1000.0)  # metres: finer than 1 cm or coarser than 1 km is a units mistake
 _EXTENT_TOLERANCE = 0.02     # fraction of the extent two inputs may disagree by
 _FIX_EXTENT = "crop both to the same extent, e.g. gdalwarp -te xmin ymin xmax ymax"
@@ -52,7 +52,7 @@ def _metres_per_pixel(r: Raster) -> tuple[float, float]:
     rx, ry = r.res
     if r.crs is not None and r.crs.is_geographic:
         lat = math.radians((r.bounds.bottom + r.bounds.top) / 2)
-        px = (rx * _M_PER_DEG_LON_EQUATOR * math.cos(lat), ry * _M_PER_DEG_LAT)
+        px = (rx * M_PER_DEG_LON_EQUATOR * math.cos(lat), ry * M_PER_DEG_LAT)
     elif r.crs is not None and r.crs.is_projected:
         factor = r.crs.linear_units_factor[1]  # US survey feet and friends
         px = (rx * factor, ry * factor)
