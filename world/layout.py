@@ -7,8 +7,8 @@ Chunk (X, Y) covers [X*S, (X+1)*S) east and [Y*S, (Y+1)*S) north of the world or
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
