@@ -80,7 +80,9 @@ def _world_parser(sub) -> None:
     world.add_argument("--chunk-size", type=float, help="chunk side S, metres (default 128)")
     world.add_argument("--lods", type=int, help="levels per chunk, halving budgets (default 1)")
     world.add_argument("--seed", type=int, help="default 0")
-    world.add_argument("--preset", help="game | twin | a .toml file (default game)")
+    world.add_argument("--preset", help="game | twin | a .toml file (default game); an existing world keeps "
+                       "the preset values it was made with")
+    world.add_argument("--generator", help="a chunk-safe generator (default: default)")
     world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes")
     world.add_argument("--progress", choices=["bar", "json", "none"], default=None)
 
@@ -93,9 +95,9 @@ def _run_world(args: argparse.Namespace, progress) -> dict:
         raise InputError("--workers", f"{args.workers} workers", "use 1 or more")
     tiles = parse_tiles(args.tiles)
     files = InputFiles(rgb=args.rgb, height=args.height, dtm=args.dtm, semantic=args.semantic,
-                       palette=args.palette or "openearthmap", gsd=args.input_gsd)
+                       palette=args.palette or "openearthmap", gsd=args.input_gsd, gsd_flag="--input-gsd")
     options = {"gsd": args.gsd, "chunk_size": args.chunk_size, "lods": args.lods, "seed": args.seed,
-               "preset": args.preset, "palette": args.palette}
+               "preset": args.preset, "palette": args.palette, "generator": args.generator}
     spec, preset = world_settings(args.out, files, options)
     return run_world(args.out, spec, preset, tiles, args.workers, progress)
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .contract import PRESET_FIELDS
 from .errors import InputError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -30,6 +31,15 @@ class Preset:
         return int(side * side)
 
 
+def preset_values(preset: Preset) -> dict:
+    """The preset as plain JSON-able values (a world's manifest stores them)."""
+    return asdict(preset)
+
+
+def preset_from_values(values: dict) -> Preset:
+    return Preset(**{k: values[k] for k in PRESET_FIELDS})
+
+
 def available_presets(directory: Path = PRESET_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.toml"))
 
@@ -43,6 +53,6 @@ def load_preset(name_or_path: str, directory: Path = PRESET_DIR) -> Preset:
                          f"use one of: {', '.join(available_presets(directory))}, or a .toml file")
     try:
         data = tomllib.loads(path.read_text())
-        return Preset(**{k: data[k] for k in Preset.__dataclass_fields__})
+        return preset_from_values(data)
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise InputError(path, f"invalid preset file ({exc})", "compare with presets/game.toml") from None

@@ -35,6 +35,9 @@ class ClassScheme:
     names: dict[int, str]
     colours: dict[int, tuple[int, int, int]]
     kinds: dict[int, SurfaceKind]
+    # The id of each OpenEarthMap class (0..8) in this scheme: the land-cover heuristics and the
+    # procedural world speak OpenEarthMap and are translated through it.
+    from_openearthmap: tuple[int, ...]
 
     @property
     def ids(self) -> np.ndarray:
@@ -45,6 +48,12 @@ class ClassScheme:
         lut = np.zeros(256, np.uint8)
         for cid, kind in self.kinds.items():
             lut[cid] = int(kind)
+        return lut
+
+    def openearthmap_lut(self) -> np.ndarray:
+        """(256,) uint8 lookup: OpenEarthMap class id -> this scheme's id (0 past the 8 classes)."""
+        lut = np.zeros(256, np.uint8)
+        lut[:len(self.from_openearthmap)] = self.from_openearthmap
         return lut
 
     def class_for_kind(self, kind: SurfaceKind) -> int:
@@ -63,6 +72,7 @@ OPENEARTHMAP = ClassScheme(
              5: (34, 97, 38), 6: (0, 69, 255), 7: (75, 181, 73), 8: (222, 31, 7)},
     kinds={0: _K.TERRAIN, 1: _K.TERRAIN, 2: _K.TERRAIN, 3: _K.TERRAIN, 4: _K.ROAD,
            5: _K.VEGETATION, 6: _K.WATER, 7: _K.TERRAIN, 8: _K.BUILDING},
+    from_openearthmap=tuple(range(9)),
 )
 
 _EC25 = [
@@ -85,7 +95,14 @@ EARTHCRAFTER25 = ClassScheme(
     names={0: "unknown", **{i + 1: n for i, (n, _, _) in enumerate(_EC25)}},
     colours={0: (0, 0, 0), **{i + 1: c for i, (_, c, _) in enumerate(_EC25)}},
     kinds={0: _K.TERRAIN, **{i + 1: k for i, (_, _, k) in enumerate(_EC25)}},
+    # bareland -> Bare Land, rangeland -> Grassland, developed space -> Pavement, road -> Road,
+    # tree -> Woodland, water -> Water, agriculture land -> Agriculture Field, building -> Building
+    from_openearthmap=(0, 7, 3, 9, 5, 2, 8, 1, 4),
 )
+
+# The OpenEarthMap class that stands for each surface kind where only the kind is known.
+OPENEARTHMAP_CLASS_FOR_KIND = {_K.TERRAIN: 2, _K.ROAD: 4, _K.BUILDING: 8, _K.VEGETATION: 5, _K.WATER: 6,
+                               _K.OTHER: 3}
 
 SCHEMES = {s.name: s for s in (OPENEARTHMAP, EARTHCRAFTER25)}
 

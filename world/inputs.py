@@ -20,18 +20,27 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.windows import Window
 from scipy import ndimage
 
+from ..core.contract import INPUT_ROLES
 from ..core.errors import InputError
-from ..core.generators.default.classify import classify
-from ..core.inputs import InputFiles
+from ..core.inputs import InputFiles, check_files
 from ..core.inputs.grid import Placed, check_same_place, place, reference
-from ..core.inputs.height import _NDSM_P2_RANGE
-from ..core.inputs.image import _check_format, _fourth_is_nir, scale, value_range
-from ..core.inputs.raster import Raster, _gdal, open_raster, read
+from ..core.inputs.raster import Raster, open_raster, read, read_internal_mask
 from ..core.inputs.resample import nearest
+from ..core.inputs.rules import (
+    FRAME_MARGIN_PX,
+    black_frame,
+    check_orthophoto,
+    declared_valid,
+    fourth_band_is_nir,
+    height_mode,
+    no_data_frame,
+    scale,
+    value_range,
+)
 from ..core.inputs.semantic import read_class_values
+from ..core.landcover import classify
 from ..core.schemes import SurfaceKind, get_scheme
 
 STATS_SIDE = 512   # whole-file statistics from at most this many pixels a side ...
@@ -39,7 +48,6 @@ PATCHES = 16       # ... sampled as PATCHES x PATCHES patches of a large file
 # GDAL keeps decoded blocks in a cache of 5 % of RAM by default; windows are read once per chunk,
 # so a small cache loses nothing and keeps memory independent of the input's size.
 GDAL_CACHE_MB = 64
-_ROLES = ("rgb", "height", "dtm", "semantic")
 
 
 @dataclass(frozen=True)
@@ -114,9 +122,8 @@ def _decimated(r: Raster, resampling: Resampling) -> np.ndarray:
     side = STATS_SIDE // PATCHES
     rows = np.linspace(0, r.height - side, PATCHES).astype(int) if r.height > side else [0] * PATCHES
     cols = np.linspace(0, r.width - side, PATCHES).astype(int) if r.width > side else [0] * PATCHES
-    with _gdal(r.path, "the pixels cannot be read: the file is corrupt or truncated"), rasterio.open(r.path) as ds:
-        patches = [[ds.read(window=Window(c, row, min(side, r.width), min(side, r.height))) for c in cols]
-                   for row in rows]
+    patches = [[read(r, window=((row, row + min(side, r.height)), (c, c + min(side, r.width)))) for c in cols]
+               for row in rows]
     return np.concatenate([np.concatenate(line, axis=2) for line in patches], axis=1)
 
 
@@ -129,7 +136,7 @@ def _metres(data: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 def _height_rules(by_role: dict[str, Raster]) -> tuple[str, float]:
-    """(height mode, datum) from decimated reads, by core/inputs/height.py's rules."""
+    """(height mode, datum) from decimated reads, by core/inputs/rules.py."""
     if "height" not in by_role:
         return "none", 0.0
     for role in ("height", "dtm"):
@@ -139,21 +146,19 @@ def _height_rules(by_role: dict[str, Raster]) -> tuple[str, float]:
     surface = _metres(_decimated(by_role["height"], Resampling.average), by_role["height"].nodata)
     if np.isnan(surface).all():
         raise InputError(by_role["height"].path, "every pixel is no-data", "pass a raster with data")
+    terrain = None
     if "dtm" in by_role:
         terrain = _metres(_decimated(by_role["dtm"], Resampling.average), by_role["dtm"].nodata)
-        return "dsm-dtm", float(np.nanmedian(terrain))
-    if _NDSM_P2_RANGE[0] <= float(np.nanpercentile(surface, 2)) <= _NDSM_P2_RANGE[1]:
-        return "ndsm", 0.0
-    return "terrain", float(np.nanmedian(surface))
+    return height_mode(surface, terrain)
 
 
 def _rgb_rules(r: Raster) -> tuple[bool, tuple[float, float]]:
     """(4th band is alpha, stored value range) of the orthophoto."""
-    _check_format(r)
+    check_orthophoto(r)
     data = _decimated(r, Resampling.nearest)
-    alpha = r.count == 4 and not _fourth_is_nir(r, data[3])
-    valid = np.ones(data.shape[1:], bool) if r.nodata is None else ~(data[:3] == r.nodata).all(0)
-    return alpha, value_range(data[:3], valid & ~(data[:3] == 0).all(0), r.dtype)
+    alpha = r.count == 4 and not fourth_band_is_nir(r, data[3])
+    valid = declared_valid(r, data, data[3] if alpha else None, None)
+    return alpha, value_range(data[:3], valid & ~black_frame(data[:3]), r.dtype)
 
 
 def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
@@ -200,17 +205,15 @@ def open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, floa
     Returns (inputs, crs, origin easting, origin northing, crs units). No file of any size is
     decoded whole: headers, then reads of at most STATS_SIDE pixels a side.
     """
-    if files.dtm is not None and files.height is None:
-        raise InputError("--dtm", "a terrain model needs a surface model to subtract from",
-                         "pass the DSM with --height, or the DTM itself as --height")
+    check_files(files)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         return _open_inputs(files)
 
 
 def _open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, float, str]:
-    given = [(role, Path(getattr(files, role))) for role in _ROLES if getattr(files, role) is not None]
+    given = [(role, Path(getattr(files, role))) for role in INPUT_ROLES if getattr(files, role) is not None]
     rasters = [open_raster(role, path.resolve(), max_pixels=1 << 62) for role, path in given]
-    placed = place(rasters, files.gsd)
+    placed = place(rasters, files.gsd, files.gsd_flag)
     check_same_place(placed)
     ref = reference(placed)
     by_role = {r.role: r for r in rasters}
@@ -292,35 +295,35 @@ def read_window(r: InputRaster, rect: tuple[float, float, float, float], factor:
 
 
 def _read_pixels(r: InputRaster, rows: tuple[int, int], cols: tuple[int, int], as_values: bool) -> np.ndarray:
-    """North-up pixel rows/cols of the raster, read through a window of the file."""
-    (a, b), (c, d) = rows, cols
-    fa, fb = (r.shape[0] - b, r.shape[0] - a) if r.flip[0] else (a, b)
-    fc, fd = (r.shape[1] - d, r.shape[1] - c) if r.flip[1] else (c, d)
-    path = Path(r.path)
-    with _gdal(path, "the pixels cannot be read: the file is corrupt or truncated"), \
-            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path) as ds:
-        data = ds.read(window=Window(fc, fa, fd - fc, fb - fa), masked=as_values)
-    if r.flip[0]:
-        data = data[:, ::-1]
-    if r.flip[1]:
-        data = data[:, :, ::-1]
-    return _values(r, data) if as_values else np.ascontiguousarray(data)
-
-
-def _values(r: InputRaster, data: np.ma.MaskedArray) -> np.ndarray:
-    """Stored values -> float32 data with NaN where there is none."""
-    invalid = np.ma.getmaskarray(data).any(0)
-    raw = np.ma.getdata(data)
-    if r.role != "rgb":
-        out = raw.astype(np.float32)
-        out[:, invalid | ~np.isfinite(out[0])] = np.nan
-        return out
-    if r.alpha:
-        invalid |= raw[3] == 0
-    invalid |= (raw[:3] == 0).all(0)  # an undeclared black frame (exact black only, per pixel)
-    out = scale(raw[:3], *r.value_range)
-    out[:, invalid] = np.nan
+    """North-up pixel rows/cols of the raster, read through a window of the file: float32 data with
+    NaN where there is none (``as_values``), else the stored values."""
+    header = open_raster(r.role, Path(r.path), max_pixels=1 << 62)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        if r.role == "rgb" and as_values:
+            return _photo(r, header, rows, cols)
+        data = read(header, window=(rows, cols), masked=as_values)
+    if not as_values:
+        return np.ascontiguousarray(data)
+    out = np.ma.getdata(data).astype(np.float32)
+    out[:, np.ma.getmaskarray(data).any(0) | ~np.isfinite(out[0])] = np.nan
     return out
+
+
+def _photo(r: InputRaster, header: Raster, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """(3, rows, cols) orthophoto in [0, 1], NaN where there is no data by core/inputs/rules.py: the
+    frame is found on a read FRAME_MARGIN_PX wider on every side, so the window sees it as a whole
+    file does."""
+    m = FRAME_MARGIN_PX
+    (a, b), (c, d) = rows, cols
+    ra, rb, ca, cb = max(a - m, 0), min(b + m, r.shape[0]), max(c - m, 0), min(d + m, r.shape[1])
+    wider = ((ra, rb), (ca, cb))
+    data = read(header, window=wider)
+    mask = read_internal_mask(header, window=wider) if header.internal_mask else None
+    border = black_frame(data[:3])
+    valid = declared_valid(header, data, data[3] if r.alpha else None, mask) & ~border
+    rgb = scale(data[:3], *r.value_range)
+    rgb[:, no_data_frame(border, ~valid, np.moveaxis(rgb, 0, -1))] = np.nan
+    return np.ascontiguousarray(rgb[:, a - ra:b - ra, c - ca:d - ca])
 
 
 def _block_mean(data: np.ndarray, f: int) -> np.ndarray:

@@ -14,14 +14,15 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.atomic import write_bytes_atomic
+from ..core.contract import MANIFEST, read_world_manifest
 from ..core.errors import InputError
 from ..core.georef import Georeference
 from ..core.inputs.grid import M_PER_DEG_LAT, M_PER_DEG_LON_EQUATOR
+from ..core.presets import Preset, load_preset, preset_from_values
 from .inputs import WorldInputs
 from .source import Style
 
 FORMAT = "satforge.world/1"
-MANIFEST, TILESET = "manifest.json", "tileset.json"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class WorldSpec:
     gsd: float               # analysis grid of the generator, metres
     band: float              # overlap band around each chunk's window, metres
     seed: int
-    preset: str
+    preset: dict             # the preset's values (core.presets.preset_values): a world keeps them
     lods: int
     generator: str           # "default/1.0"
     order: str = "independent"  # chunks made in any order (see Generator.neighbours)
@@ -57,6 +58,10 @@ class WorldSpec:
         fields["style"] = Style(**header["style"]) if header.get("style") else Style()
         return cls(**fields)
 
+    def stored_preset(self) -> Preset:
+        """The preset the world was made with (manifests before 0.1 stored only its name)."""
+        return load_preset(self.preset) if isinstance(self.preset, str) else preset_from_values(self.preset)
+
     def centre(self, x: int, y: int) -> tuple[float, float]:
         """Chunk centre in world metres (east, north of the origin)."""
         return (x + 0.5) * self.chunk_size, (y + 0.5) * self.chunk_size
@@ -78,27 +83,16 @@ class WorldSpec:
         return json.loads(json.dumps({"format": FORMAT, "satforge": __version__, **asdict(self)}))
 
 
-def chunk_key(x: int, y: int) -> str:
-    return f"{x},{y}"
-
-
-def tile_path(lod: int, x: int, y: int) -> str:
-    return f"tiles/{lod}/tile_x{x}_y{y}.glb"
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 def existing_header(out: Path) -> dict | None:
     """The settings of the world already in ``out``, or None when there is none."""
-    path = out / MANIFEST
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"unreadable world manifest ({exc})", "remove it or use another --out") from None
+        return read_world_manifest(out)
+    except ValueError as exc:
+        raise InputError(out / MANIFEST, str(exc), "remove it or use another --out") from None
 
 
 def read_manifest(out: Path, spec: WorldSpec) -> dict:
@@ -113,18 +107,6 @@ def read_manifest(out: Path, spec: WorldSpec) -> dict:
         raise InputError("--out", f"{out} holds a world made with other settings ({diff})",
                          "use the same settings or another --out")
     return manifest
-
-
-def chunk_done(out: Path, manifest: dict, x: int, y: int) -> bool:
-    """Whether every LOD file of the chunk is on disk with the hash the manifest committed."""
-    entry = manifest["chunks"].get(chunk_key(x, y))
-    if entry is None:
-        return False
-    for item in entry["files"]:
-        path = out / item["path"]
-        if not path.is_file() or sha256(path.read_bytes()) != item["sha256"]:
-            return False
-    return True
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -16,26 +16,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from ..core.atomic import write_bytes_atomic
+from ..core.contract import INPUT_ROLES, MANIFEST, TILESET, chunk_committed, chunk_key, tile_path
 from ..core.errors import InputError
-from ..core.generators.default import DefaultGenerator
+from ..core.generators import Generator, get_generator
 from ..core.inputs import InputFiles
-from ..core.presets import Preset, load_preset
+from ..core.presets import Preset, load_preset, preset_values
 from ..core.progress import Progress, peak_rss_mb
 from . import source
 from .chunk import ChunkResult, make_chunk, terrain_step
 from .inputs import check_unchanged, open_inputs
 from .layout import (
-    MANIFEST,
-    TILESET,
     WorldSpec,
-    chunk_done,
-    chunk_key,
     existing_header,
     manifest_bytes,
     read_manifest,
     remove_stale_parts,
     sha256,
-    tile_path,
     write_if_changed,
 )
 from .tileset import tileset_bytes
@@ -53,7 +49,7 @@ def parse_tiles(text: str) -> list[tuple[int, int]]:
     return [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
 
 
-DEFAULTS = {"gsd": 0.5, "chunk_size": 128.0, "lods": 1, "seed": 0, "preset": "game"}
+DEFAULTS = {"gsd": 0.5, "chunk_size": 128.0, "lods": 1, "seed": 0, "preset": "game", "generator": "default"}
 BAND_M = 32.0  # overlap band around each chunk's window, metres
 
 
@@ -69,7 +65,7 @@ def world_settings(out: Path, files: InputFiles, options: dict) -> tuple[WorldSp
             return options[name]
         return getattr(base, name) if base else DEFAULTS[name]
 
-    roles = [r for r in ("rgb", "height", "dtm", "semantic") if getattr(files, r) is not None]
+    roles = [r for r in INPUT_ROLES if getattr(files, r) is not None]
     if roles:
         inputs, crs, easting, northing, units = open_inputs(files)
     elif base is not None and base.inputs is not None:
@@ -80,16 +76,44 @@ def world_settings(out: Path, files: InputFiles, options: dict) -> tuple[WorldSp
     if inputs is None and options.get("palette") is not None:
         raise InputError("--palette", "a procedural world has no semantic map to read",
                          "leave --palette out, or pass the map with --semantic")
-    preset, seed = load_preset(pick("preset")), pick("seed")
+    preset, seed = _world_preset(options.get("preset"), base), pick("seed")
+    generator = _chunk_generator(options.get("generator") or (base.generator.split("/")[0] if base else
+                                                              DEFAULTS["generator"]))
     style = source.Style()
     if inputs is not None and inputs.land_cover:
         style = source.style_from_shares(seed, *inputs.shares, inputs.building_height)
     spec = WorldSpec(chunk_size=float(pick("chunk_size")), gsd=float(pick("gsd")), band=BAND_M, seed=seed,
-                     preset=preset.name, lods=pick("lods"),
-                     generator=f"{DefaultGenerator.name}/{DefaultGenerator.version}", crs=crs, easting=easting,
+                     preset=base.preset if base else preset_values(preset), lods=pick("lods"),
+                     generator=f"{generator.name}/{generator.version}", crs=crs, easting=easting,
                      northing=northing, elevation=inputs.datum if inputs else 0.0, crs_units=units,
                      inputs=inputs, style=style)
     return spec, preset
+
+
+def _world_preset(given: str | None, base: WorldSpec | None) -> Preset:
+    """A new world's preset (``given`` or the default); an existing world's stored values. A
+    ``given`` preset that disagrees with them is refused: chunks made with other budgets would not
+    match the world's."""
+    if base is None:
+        return load_preset(given or DEFAULTS["preset"])
+    stored = base.stored_preset()
+    if given is None:
+        return stored
+    asked = load_preset(given)
+    if asked != stored:
+        differ = ", ".join(k for k, v in preset_values(asked).items() if preset_values(stored)[k] != v)
+        raise InputError("--preset", f"{given!r} differs from the preset values this world was made with "
+                         f"({differ})", "leave --preset out to use the world's own values, or use another --out")
+    return stored
+
+
+def _chunk_generator(name: str) -> Generator:
+    """The generator of a world's chunks: it must declare itself chunk-safe and independent."""
+    generator = get_generator(name)
+    if not getattr(generator, "chunk_safe", False) or generator.neighbours:
+        raise InputError("--generator", f"{name!r} cannot make world chunks (not chunk-safe)",
+                         "use a generator that declares itself chunk-safe, e.g. --generator default")
+    return generator
 
 
 def check_spec(spec: WorldSpec) -> None:
@@ -163,7 +187,7 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(out)
     chunks = list(chunks)
-    todo = [c for c in chunks if not chunk_done(out, manifest, *c)]
+    todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
     progress.begin("world")
     triangles = 0
     for done, result in enumerate(_results(spec, preset, todo, workers), 1):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.generators.default.noise import hash_uniform, value_noise
+from ..core.landcover.noise import hash_uniform, value_noise
 
 ROAD_PERIOD, ROAD_WIDTH = 96.0, 7.0   # metres; a road runs along x' (or y') mod period < width
 GRID_SHIFT = 41.0                     # x' = x - shift: road and lot edges never fall on chunk borders

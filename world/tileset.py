@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 
 from .. import __version__
-from .layout import WorldSpec, tile_path
+from ..core.contract import tile_path
+from .layout import WorldSpec
 
 
 def level_error(spec: WorldSpec, lod: int) -> float:

@@ -30,13 +30,12 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
-from ..core.generators.default.classify import classify
-from ..core.generators.default.priors import building_heights, first_cells, tree_heights
+from ..core.landcover import building_heights, classify, first_cells, tree_heights
 from ..core.georef import Georeference
 from ..core.inputs.raster import open_raster
 from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
-from ..core.schemes import SurfaceKind, get_scheme
+from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
 from .inputs import RasterWindow, block_factor, read_window
@@ -46,12 +45,6 @@ HANDOVER_M = 64.0
 COLOUR_HANDOVER_M = 16.0
 VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
 LARGE_TREE_M = 10.0      # crown height of cut woods when there is no height raster
-# Procedural classes (OpenEarthMap ids) in other schemes.
-_FROM_OEM = {"openearthmap": np.arange(256, dtype=np.uint8),
-             "earthcrafter25": np.array([0, 7, 3, 9, 5, 2, 8, 1, 4] + [0] * 247, np.uint8)}
-_KIND_OEM = {SurfaceKind.TERRAIN: source.RANGE, SurfaceKind.ROAD: source.ROAD,
-             SurfaceKind.BUILDING: source.BUILDING, SurfaceKind.VEGETATION: source.TREE,
-             SurfaceKind.WATER: source.WATER, SurfaceKind.OTHER: source.DEVELOPED}
 
 
 class View(Protocol):
@@ -123,12 +116,13 @@ class ProceduralView:
         self.window = window
         self.world = source.Procedural(window.spec.seed, window.spec.style)
         self.scheme = get_scheme(window.spec.palette)
+        self.from_oem = self.scheme.openearthmap_lut()  # procedural classes are OpenEarthMap ids
 
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.world.ground(x, y)
 
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _FROM_OEM[self.scheme.name][self.world.ground_class(x, y)]
+        return self.from_oem[self.world.ground_class(x, y)]
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.world.ground_colour(x, y)
@@ -150,7 +144,7 @@ class ProceduralView:
         owned, obj = self.procedural_objects(wx, wy)
         if not owned.any():
             return None
-        classes = np.where(owned, _FROM_OEM[self.scheme.name][obj.class_id], self.ground_class(wx, wy))
+        classes = np.where(owned, self.from_oem[obj.class_id], self.ground_class(wx, wy))
         return _tile(self.window, self.scheme, owned, np.where(owned, obj.height, 0), classes,
                      np.where(owned[..., None], obj.colour, self.ground_colour(wx, wy)), 1, self.ground(wx, wy))
 
@@ -305,7 +299,7 @@ class InputView(ProceduralView):
         ground_classes = np.where(np.isin(kinds, [SurfaceKind.BUILDING, SurfaceKind.VEGETATION]), terrain_id,
                                   self.ground_class(wx, wy))
         classes = np.where(owned_in, self.classes,
-                           np.where(owned_p, _FROM_OEM[self.scheme.name][obj.class_id], ground_classes))
+                           np.where(owned_p, self.from_oem[obj.class_id], ground_classes))
         per_cell = 2 if self.rgb is not None and self.rgb.raster.px[0] * self.rgb.factor <= spec.gsd / 2 else 1
         return _tile(window, self.scheme, owned_in | owned_p, height, classes,
                      self._image(owned_p, obj, per_cell), per_cell, self.ground(wx, wy))
@@ -326,7 +320,7 @@ def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
     """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
     lut = np.zeros(256, np.uint8)
     for cid, kind in scheme.kinds.items():
-        lut[cid] = _KIND_OEM[kind]
+        lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
     return source.class_colour(lut[class_id])
 
 

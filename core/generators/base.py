@@ -33,6 +33,9 @@ class GenerateSettings:
 class Generator(Protocol):
     name: str
     version: str
+    # Whether `satforge world` may run it on chunk windows: its scene depends only on the window
+    # Tile and the settings (deterministic on CPU), so chunks made in any order agree at borders.
+    chunk_safe: bool
     # (dx, dy) of already-made neighbour chunks the generator conditions on (a learned outpainting
     # model would). Empty: chunks are independent. A non-empty value makes a world run chunks in the
     # canonical order its manifest records ("rows south to north, west to east"); only independent

@@ -62,6 +62,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..contract import INPUT_ROLES
 from ..errors import InputError
 from ..schemes import get_scheme
 from ..tile import Tile
@@ -72,9 +73,8 @@ from .raster import open_raster
 from .resample import nearest
 from .semantic import read_classes
 
-__all__ = ["InputFiles", "load_tile"]
+__all__ = ["InputFiles", "check_files", "load_tile"]
 
-_ROLES = ("rgb", "height", "dtm", "semantic")  # also the order that picks name and georeference
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,15 @@ class InputFiles:
     dtm: Path | None = None        # terrain model; with it, nDSM = height - dtm and ground = dtm
     semantic: Path | None = None   # class ids (single band) or RGB palette image
     palette: str = "openearthmap"  # class scheme name (core.schemes.get_scheme)
-    gsd: float | None = None       # --gsd: metres per pixel of the largest raster without georeference
+    gsd: float | None = None       # metres per pixel of the largest raster without georeference
+    gsd_flag: str = "--gsd"        # the option that gives ``gsd`` in the command that was run
     height_scale: float = 1.0      # integer height/DTM rasters (16-bit PNG): metres = value*scale + offset
     height_offset: float = 0.0
     max_pixels: int = 100_000_000  # pixel budget per raster, refused before decoding
 
 
-def _check_options(files: InputFiles) -> None:
+def check_files(files: InputFiles) -> None:
+    """The options' own mistakes, before any file is opened."""
     if files.rgb is None and files.height is None and files.semantic is None:
         raise InputError("--rgb/--height/--semantic", "no input raster given",
                          "pass at least an orthophoto, a height raster or a semantic map")
@@ -102,7 +104,7 @@ def _check_options(files: InputFiles) -> None:
                          "pass metres per stored unit, e.g. --height-scale 0.01")
     if not math.isfinite(files.height_offset):
         raise InputError("--height-offset", f"{files.height_offset} is not a number", "pass metres")
-    check_gsd_option(files.gsd)
+    check_gsd_option(files.gsd, files.gsd_flag)
 
 
 def _valid(grid: Grid, image: Optional[Image], heights: Optional[Heights],
@@ -122,11 +124,11 @@ def _valid(grid: Grid, image: Optional[Image], heights: Optional[Heights],
 
 def load_tile(files: InputFiles, name: str | None = None) -> Tile:
     """Read, validate and co-register the given files into one ``Tile``."""
-    _check_options(files)
+    check_files(files)
     scheme = get_scheme(files.palette)
-    given = [(role, Path(getattr(files, role))) for role in _ROLES if getattr(files, role) is not None]
+    given = [(role, Path(getattr(files, role))) for role in INPUT_ROLES if getattr(files, role) is not None]
     rasters = [open_raster(role, path, files.max_pixels) for role, path in given]
-    placed = place(rasters, files.gsd)
+    placed = place(rasters, files.gsd, files.gsd_flag)
     check_same_place(placed)
     grid = analysis_grid(placed)
     by_role = {r.role: r for r in rasters}

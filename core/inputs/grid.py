@@ -41,10 +41,11 @@ class Grid:
     georef: Georeference
 
 
-def check_gsd_option(gsd: Optional[float]) -> None:
+def check_gsd_option(gsd: Optional[float], flag: str = "--gsd") -> None:
+    """``flag`` is the option of the command that was run (``world`` calls it --input-gsd)."""
     if gsd is not None and not (_GSD_RANGE[0] <= gsd <= _GSD_RANGE[1]):
-        raise InputError("--gsd", f"{gsd} m per pixel is outside {_GSD_RANGE[0]}..{_GSD_RANGE[1]} m",
-                         "pass the ground sampling distance in metres, e.g. --gsd 0.3")
+        raise InputError(flag, f"{gsd} m per pixel is outside {_GSD_RANGE[0]}..{_GSD_RANGE[1]} m",
+                         f"pass the ground sampling distance in metres, e.g. {flag} 0.3")
 
 
 def _metres_per_pixel(r: Raster) -> tuple[float, float]:
@@ -78,9 +79,10 @@ def _scaled_to(r: Raster, ref: Placed) -> Placed:
     return Placed(r, (w / r.width, h / r.height))
 
 
-def place(rasters: list[Raster], gsd: Optional[float]) -> list[Placed]:
-    """Pixel sizes for every raster. Rasters without a geotransform: --gsd sets the largest of them
-    and the others cover its extent; without --gsd they cover the extent of a georeferenced input."""
+def place(rasters: list[Raster], gsd: Optional[float], flag: str = "--gsd") -> list[Placed]:
+    """Pixel sizes for every raster. Rasters without a geotransform: ``gsd`` (option ``flag``) sets
+    the largest of them and the others cover its extent; without it they cover the extent of a
+    georeferenced input."""
     known = [Placed(r, _metres_per_pixel(r)) for r in rasters if r.res is not None]
     unknown = [r for r in rasters if r.res is None]
     if unknown and gsd is not None:
@@ -88,8 +90,8 @@ def place(rasters: list[Raster], gsd: Optional[float]) -> list[Placed]:
     elif unknown and known:
         anchor = reference(known)
     elif unknown:
-        raise InputError("--gsd", f"no ground sampling distance: {unknown[0].path} has no georeference",
-                         "pass --gsd METRES")
+        raise InputError(flag, f"no ground sampling distance: {unknown[0].path} has no georeference",
+                         f"pass {flag} METRES")
     placed = known + [anchor if r is anchor.raster else _scaled_to(r, anchor) for r in unknown]
     order = [r.role for r in rasters]
     return sorted(placed, key=lambda p: order.index(p.raster.role))

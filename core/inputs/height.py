@@ -11,10 +11,7 @@ from scipy import ndimage
 from ..errors import InputError
 from .raster import Raster, all_no_data, read
 from .resample import bilinear_nan
-
-# An nDSM starts at the ground: its 2nd percentile sits near 0 m. Anything clearly above (or below)
-# is an absolute surface (DSM/DEM above a vertical datum).
-_NDSM_P2_RANGE = (-1.0, 3.0)
+from .rules import height_mode
 
 
 @dataclass(frozen=True)
@@ -59,14 +56,12 @@ def read_heights(height: Raster, dtm: Optional[Raster], shape: tuple[int, int],
     DTM holes under valid DSM filled. Without: an nDSM when the 2nd percentile is within -1..3 m,
     else a terrain model (DSM/DEM): ground = value - median, nDSM = 0."""
     surface = _read_metres(height, shape, scale, offset)
-    if dtm is not None:
-        terrain = _read_metres(dtm, shape, scale, offset)
-        datum = float(np.nanmedian(terrain))
+    terrain = _read_metres(dtm, shape, scale, offset) if dtm is not None else None
+    mode, datum = height_mode(surface, terrain)
+    if mode == "dsm-dtm":
         terrain = np.where(np.isnan(surface) & np.isnan(terrain), np.nan, _fill_nearest(terrain))
         return Heights(np.clip(surface - terrain, 0, None), terrain - np.float32(datum), datum)
-    p2 = float(np.nanpercentile(surface, 2))
-    if _NDSM_P2_RANGE[0] <= p2 <= _NDSM_P2_RANGE[1]:
+    if mode == "ndsm":
         return Heights(np.clip(surface, 0, None), None, 0.0)
-    datum = float(np.nanmedian(surface))
     flat = np.where(np.isnan(surface), np.nan, 0).astype(np.float32)
     return Heights(flat, surface - np.float32(datum), datum)

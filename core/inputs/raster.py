@@ -13,11 +13,15 @@ from rasterio.coords import BoundingBox
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
 
 from ..errors import InputError
 
 _FIX_CORRUPT = "re-download or re-export the file"
 _PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
+_CORRUPT = "the pixels cannot be read: the file is corrupt or truncated"
+# A part of a raster: north-up pixel rows [r0, r1) and columns [c0, c1).
+PixelWindow = tuple[tuple[int, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def _one_line(err: BaseException) -> str:
 
 
 @contextmanager
-def _gdal(path: Path, problem: str, fix: str = _FIX_CORRUPT) -> Iterator[None]:
+def gdal_errors(path: Path, problem: str, fix: str = _FIX_CORRUPT) -> Iterator[None]:
     """Run GDAL work quietly; a GDAL failure becomes an InputError naming the file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain PNG/JPEG are expected
@@ -102,7 +106,7 @@ def _geometry(ds: rasterio.DatasetReader, path: Path):
 def open_raster(role: str, path: Path, max_pixels: int) -> Raster:
     """Read the header only, and refuse empty or over-budget rasters before any pixel is decoded."""
     _check_exists(path)
-    with _gdal(path, "not a raster GDAL can open",
+    with gdal_errors(path, "not a raster GDAL can open",
                "pass a PNG, JPEG or GeoTIFF; re-download it if it is one"), rasterio.open(path) as ds:
         # GDAL itself refuses 0 x N rasters; a container (netCDF, HDF) can still open with no band.
         if ds.count == 0:
@@ -124,21 +128,34 @@ def open_raster(role: str, path: Path, max_pixels: int) -> Raster:
 
 
 def read(r: Raster, out_shape: Optional[tuple[int, int]] = None,
-         resampling: Resampling = Resampling.nearest, masked: bool = False) -> np.ndarray:
-    """All bands as (bands, rows, cols), row 0 north; ``out_shape`` makes GDAL decimate while reading."""
+         resampling: Resampling = Resampling.nearest, masked: bool = False,
+         window: PixelWindow | None = None) -> np.ndarray:
+    """All bands as (bands, rows, cols), row 0 north; ``out_shape`` makes GDAL decimate while reading;
+    ``window`` reads only that part of the raster (only its blocks are decoded)."""
     shape = (r.count, *out_shape) if out_shape else None
-    with _gdal(r.path, "the pixels cannot be read: the file is corrupt or truncated"), \
-            rasterio.open(r.path) as ds:
-        data = ds.read(out_shape=shape, resampling=resampling, masked=masked)
+    with gdal_errors(r.path, _CORRUPT), rasterio.open(r.path) as ds:
+        data = ds.read(out_shape=shape, resampling=resampling, masked=masked, window=_file_window(r, window))
     return _north_up(data, r.flip)
 
 
-def read_internal_mask(r: Raster) -> np.ndarray:
+def read_internal_mask(r: Raster, window: PixelWindow | None = None) -> np.ndarray:
     """(rows, cols) bool validity from a GDAL internal mask band, north-up."""
-    with _gdal(r.path, "the mask cannot be read: the file is corrupt or truncated"), \
+    with gdal_errors(r.path, "the mask cannot be read: the file is corrupt or truncated"), \
             rasterio.open(r.path) as ds:
-        mask = ds.dataset_mask() > 0
+        mask = ds.dataset_mask(window=_file_window(r, window)) > 0
     return _north_up(mask, r.flip)
+
+
+def _file_window(r: Raster, window: PixelWindow | None) -> Window | None:
+    """A north-up pixel window as the file stores it (south-up or east-left grids are mirrored)."""
+    if window is None:
+        return None
+    (a, b), (c, d) = window
+    if r.flip[0]:
+        a, b = r.height - b, r.height - a
+    if r.flip[1]:
+        c, d = r.width - d, r.width - c
+    return Window(c, a, d - c, b - a)
 
 
 def _north_up(a: np.ndarray, flip: tuple[bool, bool]) -> np.ndarray:

@@ -17,11 +17,10 @@ from ...arrays import to_u8
 from ...scene import Scene, Splats
 from ...tile import Tile
 from ..base import GenerateSettings, ProgressFn, resolve_device
-from .classify import classify
+from ...landcover import (building_heights, classify, first_cells, hash_uniform, tree_heights,
+                         value_noise)
 from .facade import facade_base
 from .layers import ColumnLayer, build_layers, top_layer_index
-from .noise import hash_uniform, value_noise
-from .priors import building_heights, first_cells, tree_heights
 from .surfels import Buildings, TopSurface, top_surfels, wall_surfels
 from .voxelize import shell_voxels
 
@@ -35,6 +34,7 @@ class DefaultGenerator:
     name = "default"
     version = "1.0"
     neighbours = ()  # every chunk stands alone
+    chunk_safe = True
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
         device = resolve_device(settings.device)

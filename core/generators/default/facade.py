@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .noise import hash_uniform
+from ...landcover.noise import hash_uniform
 
 STONE = (0.78, 0.74, 0.66)
 GLASS = (0.16, 0.19, 0.24)

@@ -12,7 +12,7 @@ from ...scene import Splats, quaternions_from_frames
 from ...schemes import SurfaceKind
 from .facade import STOREY, facade_colour
 from .layers import SIDES
-from .noise import hash_uniform
+from ...landcover.noise import hash_uniform
 
 SIGMA = 0.5  # splat standard deviation as a fraction of the surfel spacing
 

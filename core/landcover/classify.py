@@ -15,8 +15,8 @@ Rules, applied per analysis-grid cell, later rules winning:
    bare land; roughness is the local mean of |nDSM - 5x5 median| (> 0.5 m is rough), which,
    unlike a plain standard deviation, stays low along building edges.
 Speckles are removed by a 5x5 majority (mode) filter, then buildings under 20 m² and trees under
-4 m² become bare land and grass. Output ids are OpenEarthMap ids,
-translated to the requested scheme by ROLE_IDS.
+4 m² become bare land and grass. Roles are OpenEarthMap classes, translated to the requested scheme
+by its ``from_openearthmap`` table.
 """
 from __future__ import annotations
 
@@ -25,14 +25,11 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from ...schemes import ClassScheme
+from ..schemes import ClassScheme
 
 BARE, GRASS, PAVED, ROAD, TREE, WATER, BUILDING = "bare", "grass", "paved", "road", "tree", "water", "building"
-ROLE_IDS = {
-    "openearthmap": {BARE: 1, GRASS: 2, PAVED: 3, ROAD: 4, TREE: 5, WATER: 6, BUILDING: 8},
-    "earthcrafter25": {BARE: 7, GRASS: 3, PAVED: 9, ROAD: 5, TREE: 2, WATER: 8, BUILDING: 4},
-}
 _ORDER = [BARE, GRASS, PAVED, ROAD, TREE, WATER, BUILDING]
+_OPENEARTHMAP = np.array([1, 2, 3, 4, 5, 6, 8], np.uint8)  # the OpenEarthMap class of each role
 
 
 def classify(scheme: ClassScheme, rgb: Optional[np.ndarray], nir: Optional[np.ndarray],
@@ -45,8 +42,7 @@ def classify(scheme: ClassScheme, rgb: Optional[np.ndarray], nir: Optional[np.nd
     else:
         _classify_height(role, ndsm)
     role = _drop_small(_majority(role, len(_ORDER)), cell_area)
-    lut = np.array([ROLE_IDS[scheme.name][r] for r in _ORDER], np.uint8)
-    return lut[role]
+    return scheme.openearthmap_lut()[_OPENEARTHMAP[role]]
 
 
 def _set(role: np.ndarray, mask: np.ndarray, name: str) -> None:

@@ -1,0 +1,93 @@
+"""The contracts the core and the Blender add-on share: input roles, palettes, preset fields,
+output file names and the world folder's layout.
+
+Standard library only: the add-on imports this inside Blender, where numpy-heavy core modules
+(and torch) are not loaded. Everything else in ``core`` that names one of these things takes it
+from here, so the two sides cannot drift apart.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+# Input rasters by role; also the order that picks a tile's name and georeference.
+INPUT_ROLES = ("rgb", "height", "dtm", "semantic")
+
+# Class schemes (core/schemes.py holds their tables): name -> (label, description).
+PALETTES = {
+    "openearthmap": ("OpenEarthMap", "8 classes (SynRS3D / OpenEarthMap ids)"),
+    "earthcrafter25": ("EarthCrafter 25", "25 classes of the Aerial-Earth3D dataset"),
+}
+
+# ---- presets --------------------------------------------------------------------------------------
+
+# The fields of a preset file (presets/*.toml), in file order; every field is required.
+PRESET_FIELDS = ("name", "description", "triangles_per_128m", "atlas_side_per_128m", "texels_per_image_pixel",
+                 "max_atlas_side", "feature_ids")
+FEATURE_IDS = ("attribute", "ext_mesh_features")
+
+# ---- outputs of `satforge generate` ------------------------------------------------------------------
+
+OUTPUT_STEM = "scene"
+REPORT = "report.json"
+# Extensions written per format, each format's files in the order an export renames them last.
+FORMAT_PARTS = {"glb": (".glb",), "gltf": (".gltf", ".bin", ".png"), "obj": (".obj", ".mtl", ".png"),
+                "geojson": (".geo.json",)}
+EXPORT_FORMATS = ("glb", "gltf", "obj")  # what --formats accepts; the .geo.json sidecar always comes
+
+
+def output_files(fmt: str, stem: str = OUTPUT_STEM) -> tuple[str, ...]:
+    """File names an export writes for one format: ``output_files("gltf")`` -> scene.gltf, .bin, .png."""
+    return tuple(f"{stem}{ext}" for ext in FORMAT_PARTS[fmt])
+
+
+# ---- a world folder (`satforge world`) ----------------------------------------------------------------
+
+MANIFEST, TILESET = "manifest.json", "tileset.json"
+
+
+def tile_path(lod: int, x: int, y: int) -> str:
+    """A chunk's GLB at one LOD, relative to the world folder."""
+    return f"tiles/{lod}/tile_x{x}_y{y}.glb"
+
+
+def chunk_key(x: int, y: int) -> str:
+    """A chunk's key in the manifest's ``chunks``."""
+    return f"{x},{y}"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_world_manifest(world_dir: Path) -> dict | None:
+    """The world's manifest, or None when the folder holds no world. Raises ValueError (with the
+    reason) when it is unreadable."""
+    path = Path(world_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable world manifest ({exc})") from None
+
+
+def chunk_committed(world_dir: Path, manifest: dict | None, x: int, y: int, lod: int | None = None) -> bool:
+    """Whether the manifest commits chunk (x, y) and its files (every LOD, or only ``lod``) are on
+    disk with the committed SHA-256: the manifest is the commit point of every chunk."""
+    entry = (manifest or {}).get("chunks", {}).get(chunk_key(x, y))
+    if entry is None:
+        return False
+    files = [item for item in entry["files"] if lod is None or item["lod"] == lod]
+    return bool(files) and all((Path(world_dir) / item["path"]).is_file()
+                               and sha256_file(Path(world_dir) / item["path"]) == item["sha256"] for item in files)
+
+
+def manifest_preset_name(manifest: dict) -> str:
+    """The name of the preset a world was made with (its values are stored; older manifests
+    stored only the name)."""
+    preset = manifest.get("preset", "")
+    return str(preset.get("name", "")) if isinstance(preset, dict) else str(preset)
