@@ -103,13 +103,13 @@ def _run_world(args: argparse.Namespace, progress) -> dict:
 
 
 def _formats(text: str) -> list[str]:
-    from .pipeline import FORMATS
+    from .core.contract import EXPORT_FORMATS
 
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad or not formats:
         raise InputError("--formats", f"unknown format {', '.join(bad) or '(none)'}",
-                         f"use a comma list of {', '.join(FORMATS)}")
+                         f"use a comma list of {', '.join(EXPORT_FORMATS)}")
     return formats
 
 

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__
 from .core.atomic import write_bytes_atomic
-from .core.errors import InputError
+from .core.contract import OUTPUT_STEM, REPORT
 from .core.inputs import InputFiles, load_tile
 from .core.presets import Preset
 from .core.progress import Progress, peak_rss_mb
 from .core.scene import Scene
 from .core.schemes import get_scheme
 from .exporters import export_scene
-
-FORMATS = ("glb", "gltf", "obj")
 
 
 @dataclass
@@ -69,7 +67,7 @@ def run_generate(job: GenerateJob, progress: Progress) -> Report:
     scene: Scene = _stage(report, progress, "generate",
                           lambda: generator.generate(tile, settings, progress.update))
     if job.save_scene:
-        scene.save(job.out_dir / "scene.npz")
+        scene.save(job.out_dir / f"{OUTPUT_STEM}.npz")
     report.data["inputs"] = tile.sources
     _convert_and_export(scene, job.preset, job.out_dir, job.formats, report, progress)
     return report
@@ -88,37 +86,30 @@ def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequen
 def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Sequence[str],
                         report: Report, progress: Progress) -> None:
     textured = convert_scene(scene, preset, report, progress)
-    paths = _stage(report, progress, "export", lambda: export_scene(textured, out_dir, "scene", formats))
+    paths = _stage(report, progress, "export", lambda: export_scene(textured, out_dir, OUTPUT_STEM, formats))
     report.data.update({
         "estimated": scene.provenance, "generator": scene.generator, "seed": scene.seed,
         "preset": preset.name,
         "tile": {"width_m": scene.georef.width_m, "height_m": scene.georef.height_m,
                  "gsd": scene.georef.gsd, "crs": scene.georef.crs},
-        "triangles": {**{m.kind.label: int(len(m.faces)) for m in textured.meshes},
+        "triangles": {**{m.kind.label: len(m.faces) for m in textured.meshes},
                       "total": textured.triangle_count},
         "texture": {"width": int(textured.atlas.shape[1]), "height": int(textured.atlas.shape[0]),
                     "texels_per_metre": textured.extras["texels_per_metre"]},
-        "outputs": sorted({p.name for ps in paths.values() for p in ps}) + ["report.json"],
+        "outputs": sorted({p.name for ps in paths.values() for p in ps}) + [REPORT],
     })
-    write_bytes_atomic(out_dir / "report.json", json.dumps(report.to_dict(), indent=2).encode())
+    write_bytes_atomic(out_dir / REPORT, json.dumps(report.to_dict(), indent=2).encode())
 
 
 def convert_scene(scene: Scene, preset: Preset, report: Report, progress: Progress):
     """Scene -> TexturedScene: mesh per kind, one atlas, baked albedo (stages mesh, unwrap, bake)."""
-    from .core.bake import bake_albedo
-    from .core.convert import BudgetError, scene_to_meshes
     from .core.meshes import TexturedScene
-    from .core.unwrap import unwrap
+    from .core.texturing import Budget, mesh_unwrap_bake
 
     area = scene.georef.width_m * scene.georef.height_m
-    try:
-        meshes = _stage(report, progress, "mesh",
-                        lambda: scene_to_meshes(scene, preset.triangle_budget(area)))
-    except BudgetError as err:  # only a hand-made preset can ask for too few triangles
-        raise InputError("--preset", str(err), "raise triangles_per_128m in the preset") from None
-    atlas = _stage(report, progress, "unwrap", lambda: unwrap(
-        meshes, preset.texels_per_image_pixel / scene.image_gsd, preset.texel_budget(area)))
-    image = _stage(report, progress, "bake", lambda: bake_albedo(atlas, scene))
+    budget = Budget(triangles=preset.triangle_budget(area), texels=preset.texel_budget(area),
+                    texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd, on_overflow="refuse")
+    atlas, image = mesh_unwrap_bake(scene, budget, stage=lambda name, work: _stage(report, progress, name, work))
     scheme = get_scheme(scene.scheme)
     return TexturedScene(meshes=atlas.meshes, atlas=image, georef=scene.georef, scheme=scheme.name,
                          class_names=scheme.names, feature_ids=preset.feature_ids,

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.contract import INPUT_ROLES
+
 # The folder that holds this package (the repository root, or the installed extension's folder).
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # The formats every generate run asks for: batch export can then hand out the worker's own files
@@ -51,7 +53,7 @@ class GenerateArgs:
 
 def generate_argv(python: str, args: GenerateArgs) -> list[str]:
     argv = [python, "-m", "satforge", "generate"]
-    for name in ("rgb", "height", "dtm", "semantic"):
+    for name in INPUT_ROLES:
         path = getattr(args, name)
         if path is not None:
             argv += [f"--{name}", str(path)]

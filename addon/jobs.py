@@ -109,7 +109,7 @@ class Job:
         before = datablocks.snapshot(context.scene)
         try:
             message = self.on_done(context, self._done)
-        except Exception as exc:  # noqa: BLE001 (whatever broke, never leave half a tile behind)
+        except Exception as exc:
             datablocks.remove_new(before)
             return self._end(context, FAILED, f"satforge: error: importing the result failed: {exc}")
         self.progress = 1.0

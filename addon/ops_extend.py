@@ -13,6 +13,7 @@ from pathlib import Path
 import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
+from ..core.contract import manifest_preset_name, read_world_manifest
 from . import commands, datablocks, georef, importing, jobs, presets, world_files
 from .job_operator import UserError, WorkerOperator
 from .prefs import python_interpreter
@@ -56,7 +57,7 @@ def _chunk_georef(manifest: dict, x: int, y: int) -> dict:
 
 def import_chunks(context, world_dir: Path, lod: int, chunks: list[tuple[int, int]]) -> str:
     """Import the chunks' GLBs at ``lod`` into the world's collection, each at its chunk centre."""
-    manifest = world_files.read_manifest(world_dir)
+    manifest = read_world_manifest(world_dir)
     if manifest is None:
         raise importing.ImportFailed(f"{world_dir} holds no manifest.json")
     world = _ensure_world_collection(context, world_dir, manifest)
@@ -74,7 +75,7 @@ def import_chunks(context, world_dir: Path, lod: int, chunks: list[tuple[int, in
         warnings.add(warning)
         importing.place(objects, location)
         georef.tag_collection(chunk, chunk_georef)
-        importing.record_source(chunk, {"glb": [path]}, objects, str(manifest.get("preset", "")))
+        importing.record_source(chunk, {"glb": [path]}, objects, manifest_preset_name(manifest))
     message = f"{world.name}: imported {len(chunks)} chunk(s) at LOD {lod}"
     return "; ".join([message, *sorted(w for w in warnings if w)])
 
@@ -84,7 +85,7 @@ class SATFORGE_OT_extend_terrain(WorkerOperator, bpy.types.Operator):
 
     bl_idname = "satforge.extend_terrain"
     bl_label = "Extend Terrain"
-    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a class-level set)
+    bl_options = {"REGISTER", "UNDO"}
 
     world_dir: StringProperty(name="World Folder", subtype="DIR_PATH",
                               description="A world made by `satforge world` or this add-on; empty: the "
@@ -111,7 +112,10 @@ class SATFORGE_OT_extend_terrain(WorkerOperator, bpy.types.Operator):
 def extend_job(context, op):
     """The job (or, when every chunk is on disk already, the import's message) for ``op``'s settings."""
     world_dir = _world_dir(context, op)
-    manifest = world_files.read_manifest(world_dir)
+    try:
+        manifest = read_world_manifest(world_dir)
+    except ValueError as exc:
+        raise UserError(f"{world_dir}: {exc}") from None
     settings = world_files.settings(manifest) if manifest else {
         "chunk_size": op.chunk_size, "lods": op.lods, "seed": op.seed, "preset": op.preset, "gsd": op.gsd}
     if op.lod >= int(settings["lods"]):
@@ -189,7 +193,7 @@ def _import_now(context, world_dir: Path, lod: int, chunks: list) -> str:
     before = datablocks.snapshot(context.scene)
     try:
         return import_chunks(context, world_dir, lod, chunks)
-    except Exception as exc:  # noqa: BLE001 (whatever broke, remove what was imported)
+    except Exception as exc:
         datablocks.remove_new(before)
         raise UserError(f"satforge: error: importing chunks failed: {exc}") from None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..core.contract import FORMAT_PARTS, output_files
 from . import blend_images, commands, georef, glb, importing, jobs, paths, presets
 from .job_operator import UserError, WorkerOperator
 from .prefs import python_interpreter
@@ -16,9 +17,6 @@ from .props import INPUT_ROLES, PALETTES
 # Input file stems that say nothing about the tile: use the folder's name instead.
 _GENERIC_STEMS = {"rgb", "ortho", "orthophoto", "image", "height", "heights", "dsm", "ndsm", "dtm", "dem",
                   "semantic", "labels", "landcover", "land_cover", "classes", "scene"}
-# What `satforge generate --formats glb,gltf,obj` writes, per format (exporters/__init__.py).
-_OUTPUT_FILES = {"glb": ("scene.glb",), "gltf": ("scene.gltf", "scene.bin", "scene.png"),
-                 "obj": ("scene.obj", "scene.mtl", "scene.png"), "geojson": ("scene.geo.json",)}
 
 
 def tile_name(sources: dict[str, str]) -> str:
@@ -43,7 +41,7 @@ class SATFORGE_OT_generate(WorkerOperator, bpy.types.Operator):
 
     bl_idname = "satforge.generate"
     bl_label = "Generate Tile"
-    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a class-level set)
+    bl_options = {"REGISTER", "UNDO"}
 
     rgb_path: StringProperty(name="Orthophoto", subtype="FILE_PATH")
     height_path: StringProperty(name="Height (DSM/nDSM)", subtype="FILE_PATH")
@@ -124,7 +122,7 @@ def _output_dir(op, name: str) -> tuple[Path, bool]:
 
 def import_tile(context, out: Path, name: str, done: dict) -> str:
     """The worker's files -> collection ``name`` with one object per surface kind, georeferenced."""
-    glb_path = out / "scene.glb"
+    glb_path = out / output_files("glb")[0]
     tile_georef = glb.georeference(glb_path)
     if tile_georef is None:
         raise importing.ImportFailed(f"{glb_path} has no georeference")
@@ -134,8 +132,8 @@ def import_tile(context, out: Path, name: str, done: dict) -> str:
     location, warning = georef.placement(context.scene, tile_georef)
     importing.place(objects, location)
     georef.tag_collection(collection, tile_georef)
-    files = {fmt: [out / f for f in names] for fmt, names in _OUTPUT_FILES.items()
-             if all((out / f).is_file() for f in names)}
+    files = {fmt: [out / f for f in output_files(fmt)] for fmt in FORMAT_PARTS
+             if all((out / f).is_file() for f in output_files(fmt))}
     report = done.get("report", {})
     importing.record_source(collection, files, objects, str(report.get("preset", "")))
     collection["satforge_output_dir"] = str(out)

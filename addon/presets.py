@@ -9,15 +9,13 @@ import re
 import tomllib
 from pathlib import Path
 
+from ..core.contract import FEATURE_IDS
+from ..core.contract import PRESET_FIELDS as FIELDS
 from . import paths
 from .commands import PACKAGE_DIR
 
 BUILTIN_DIR = PACKAGE_DIR / "presets"
 USER_PREFIX = "user:"
-# The fields of core.presets.Preset, in file order; a saved preset must have all of them.
-FIELDS = ("name", "description", "triangles_per_128m", "atlas_side_per_128m", "texels_per_image_pixel",
-          "max_atlas_side", "feature_ids")
-FEATURE_IDS = ("attribute", "ext_mesh_features")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # Blender's enum callbacks must return strings Python keeps alive: hold the last list here.
 _ITEMS: list[tuple[str, str, str]] = []

@@ -13,16 +13,17 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..core.contract import INPUT_ROLES
+from ..core.contract import PALETTES as _PALETTES
 from . import presets
 
-PALETTES = (("openearthmap", "OpenEarthMap", "8 classes (SynRS3D / OpenEarthMap ids)"),
-            ("earthcrafter25", "EarthCrafter 25", "25 classes of the Aerial-Earth3D dataset"))
+PALETTES = tuple((name, label, description) for name, (label, description) in _PALETTES.items())
 FORMATS = (("GLB", "GLB", "One binary glTF file"),
            ("GLTF_SEPARATE", "glTF + .bin + textures", "glTF JSON with separate buffer and images"),
            ("OBJ", "OBJ + MTL", "Wavefront OBJ with materials and textures"))
 EXPORT_MODES = (("COLLECTIONS", "Collections", "One file per selected collection"),
                 ("OBJECTS", "Objects", "One file per selected object"))
-INPUT_ROLES = ("rgb", "height", "dtm", "semantic")
+__all__ = ["INPUT_ROLES", "PALETTES"]
 
 
 def _path(what: str) -> StringProperty:
@@ -47,7 +48,8 @@ class SATFORGE_PG_settings(bpy.types.PropertyGroup):
     palette: EnumProperty(name="Palette", items=PALETTES, default="openearthmap")
     gsd: FloatProperty(name="GSD", description="Metres per pixel; 0: from the files' georeference",
                        default=0.0, min=0.0, max=100.0, unit="LENGTH")
-    preset: EnumProperty(name="Preset", items=presets.enum_items, description="Output preset (presets/*.toml and your own)")
+    preset: EnumProperty(name="Preset", items=presets.enum_items,
+                         description="Output preset (presets/*.toml and your own)")
     seed: IntProperty(name="Seed", default=0, min=0)
     tile_name: StringProperty(name="Tile Name", description="Collection name; empty: from the input file")
     # Extend terrain

@@ -73,7 +73,7 @@ class SATFORGE_PT_generate(_SidebarPanel, bpy.types.Panel):
 class SATFORGE_PT_terrain(_SidebarPanel, bpy.types.Panel):
     bl_label = "Extend Terrain"
     bl_parent_id = "SATFORGE_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a class-level set)
+    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout, settings = self.layout, context.scene.satforge
@@ -88,13 +88,14 @@ class SATFORGE_PT_terrain(_SidebarPanel, bpy.types.Panel):
         row.enabled = jobs.active() is None
         op = row.operator("satforge.extend_terrain", icon="MOD_ARRAY")
         op.world_dir, op.lod = settings.world_dir, settings.lod
-        op.chunk_size, op.lods, op.seed, op.preset = settings.chunk_size, settings.world_lods, settings.seed, settings.preset
+        op.chunk_size, op.lods = settings.chunk_size, settings.world_lods
+        op.seed, op.preset = settings.seed, settings.preset
 
 
 class SATFORGE_PT_export(_SidebarPanel, bpy.types.Panel):
     bl_label = "Batch Export"
     bl_parent_id = "SATFORGE_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a class-level set)
+    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout, settings = self.layout, context.scene.satforge

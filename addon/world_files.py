@@ -1,27 +1,18 @@
-"""A world folder as ``satforge world`` writes it, read from the add-on (no bpy, no satforge core).
+"""A world folder as ``satforge world`` writes it, read from the add-on (no bpy; the layout and the
+commit check are core/contract.py's).
 
-Layout (world/layout.py): ``manifest.json`` with the world's settings and one entry per committed
-chunk; ``tiles/{lod}/tile_x{X}_y{Y}.glb`` with vertices relative to the chunk centre
-((X + 1/2) S, (Y + 1/2) S) metres east and north of the world origin.
+Chunk (X, Y)'s GLBs have vertices relative to the chunk centre ((X + 1/2) S, (Y + 1/2) S) metres
+east and north of the world origin.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 
-MANIFEST = "manifest.json"
+from ..core.contract import chunk_committed, tile_path
+
 # The manifest header fields the CLI takes as options (the rest are fixed or derived).
 CLI_SETTINGS = ("chunk_size", "lods", "seed", "preset", "gsd")
-
-
-def read_manifest(world_dir: Path) -> dict | None:
-    """The manifest, or None when the folder holds no world yet."""
-    path = Path(world_dir) / MANIFEST
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def settings(manifest: dict) -> dict:
@@ -29,7 +20,7 @@ def settings(manifest: dict) -> dict:
 
 
 def chunk_file(world_dir: Path, lod: int, x: int, y: int) -> Path:
-    return Path(world_dir) / "tiles" / str(lod) / f"tile_x{x}_y{y}.glb"
+    return Path(world_dir) / tile_path(lod, x, y)
 
 
 def chunk_centre(chunk_size: float, x: int, y: int) -> tuple[float, float]:
@@ -49,13 +40,4 @@ def block(x: int, y: int, rings: int) -> list[tuple[int, int]]:
 
 def chunk_on_disk(world_dir: Path, manifest: dict | None, lod: int, x: int, y: int) -> bool:
     """Whether the chunk is committed in the manifest and its file at ``lod`` has the committed hash."""
-    if manifest is None:
-        return False
-    entry = manifest.get("chunks", {}).get(f"{x},{y}")
-    if entry is None:
-        return False
-    for item in entry.get("files", []):
-        if item.get("lod") == lod:
-            path = Path(world_dir) / item["path"]
-            return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == item.get("sha256")
-    return False
+    return chunk_committed(world_dir, manifest, x, y, lod)

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from satforge.core.contract import REPORT
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -30,7 +32,7 @@ def run_satforge(size: int, gsd: float, work: Path) -> dict:
     subprocess.run([sys.executable, "-m", "satforge", "generate", "--rgb", str(paths["rgb"]),
                     "--height", str(paths["ndsm"]), "--semantic", str(paths["semantic"]),
                     "--out", str(out), "--progress", "none"], check=True)
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / REPORT).read_text())
     report["wall_seconds"] = round(time.perf_counter() - start, 2)
     return report
 
@@ -38,12 +40,12 @@ def run_satforge(size: int, gsd: float, work: Path) -> dict:
 def run_drape(size: int, gsd: float, work: Path) -> dict:
     """One vertex per pixel, top-down UVs, same exporter: the reference users have today."""
     import numpy as np
+    from tiles import make_city_tile
 
     from satforge.core.georef import Georeference
     from satforge.core.meshes import TexturedMesh, TexturedScene
     from satforge.core.schemes import OPENEARTHMAP, SurfaceKind
     from satforge.exporters import export_scene
-    from tiles import make_city_tile
 
     tile = make_city_tile(size, gsd, seed=3)
     start = time.perf_counter()

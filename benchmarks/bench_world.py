@@ -18,11 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from satforge.core.contract import INPUT_ROLES
+
 
 def run_case(side: int, workers: int, args: argparse.Namespace, work: Path) -> dict:
     out = work / f"w{side}_{workers}"
     x0, y0 = (int(v) for v in args.start.split(","))
-    inputs = [a for role in ("rgb", "height", "dtm", "semantic") if getattr(args, role)
+    inputs = [a for role in INPUT_ROLES if getattr(args, role)
               for a in (f"--{role}", getattr(args, role))]
     proc = subprocess.run([sys.executable, "-m", "satforge", "world", "--out", str(out),
                            f"--tiles={x0}:{x0 + side - 1},{y0}:{y0 + side - 1}", "--lods", str(args.lods),
@@ -43,7 +45,7 @@ def main() -> None:
     parser.add_argument("--lods", type=int, default=1)
     parser.add_argument("--chunk-size", type=float, default=128.0)
     parser.add_argument("--start", default="0,0", help="south-west chunk of every world")
-    for role in ("rgb", "height", "dtm", "semantic"):
+    for role in INPUT_ROLES:
         parser.add_argument(f"--{role}", help="input raster (default: a procedural world)")
     args = parser.parse_args()
     rows = []

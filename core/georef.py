@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -13,7 +12,7 @@ class Georeference:
     ``elevation``. glTF frame: x east, y up, z south (so -Z is north).
     """
 
-    crs: Optional[str]          # "EPSG:26918", a WKT string, or None when the input had no CRS
+    crs: str | None          # "EPSG:26918", a WKT string, or None when the input had no CRS
     easting: float              # CRS x of the tile centre (0 when no CRS)
     northing: float             # CRS y of the tile centre (0 when no CRS)
     elevation: float            # height datum value that local z = 0 stands for, metres
@@ -27,11 +26,11 @@ class Georeference:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Georeference":
+    def from_dict(cls, data: dict) -> Georeference:
         return cls(**data)
 
     @property
-    def epsg(self) -> Optional[int]:
+    def epsg(self) -> int | None:
         if self.crs and self.crs.upper().startswith("EPSG:"):
             return int(self.crs.split(":", 1)[1])
         return None

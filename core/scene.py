@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -69,13 +68,13 @@ class Splats:
     colour: np.ndarray    # (M, 3) float32
     class_id: np.ndarray  # (M,) uint8
     kind: np.ndarray      # (M,) uint8
-    sh1: Optional[np.ndarray] = None  # (M, 3, 3) float32
+    sh1: np.ndarray | None = None  # (M, 3, 3) float32
 
     def __len__(self) -> int:
         return len(self.position)
 
     @staticmethod
-    def concat(parts: list["Splats"]) -> "Splats":
+    def concat(parts: list[Splats]) -> Splats:
         names = ["position", "rotation", "scale", "opacity", "colour", "class_id", "kind"]
         return Splats(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
 
@@ -145,7 +144,7 @@ class Scene:
                 np.savez(fh, **arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Scene":
+    def load(cls, path: str | Path) -> Scene:
         from .errors import InputError
 
         try:

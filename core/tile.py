@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -24,12 +23,12 @@ class Tile:
     georef: Georeference
     scheme: ClassScheme
     valid: np.ndarray                    # (H, W) bool: False where every input is no-data
-    height: Optional[np.ndarray] = None  # (H, W) float32 nDSM, metres above ground; NaN = no data
-    ground: Optional[np.ndarray] = None  # (H, W) float32 terrain (DTM) relative to georef.elevation
-    classes: Optional[np.ndarray] = None  # (H, W) uint8 class ids of ``scheme``
-    rgb: Optional[np.ndarray] = None     # (Hi, Wi, 3) float32 sRGB in [0, 1]
-    nir: Optional[np.ndarray] = None     # (Hi, Wi) float32 near-infrared in [0, 1]
-    image_valid: Optional[np.ndarray] = None  # (Hi, Wi) bool
+    height: np.ndarray | None = None  # (H, W) float32 nDSM, metres above ground; NaN = no data
+    ground: np.ndarray | None = None  # (H, W) float32 terrain (DTM) relative to georef.elevation
+    classes: np.ndarray | None = None  # (H, W) uint8 class ids of ``scheme``
+    rgb: np.ndarray | None = None     # (Hi, Wi, 3) float32 sRGB in [0, 1]
+    nir: np.ndarray | None = None     # (Hi, Wi) float32 near-infrared in [0, 1]
+    image_valid: np.ndarray | None = None  # (Hi, Wi) bool
     image_gsd: float = 0.0
     sources: dict[str, str] = field(default_factory=dict)  # role -> file path
 

@@ -8,18 +8,18 @@ crash during them can leave parts without their .gltf/.obj, never a .gltf/.obj w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..core.atomic import atomic_path
+from ..core.contract import EXPORT_FORMATS as FORMATS
+from ..core.contract import FORMAT_PARTS as _PARTS
+from ..core.contract import OUTPUT_STEM
 from ..core.meshes import TexturedScene
 from . import geojson, gltf, obj
 from .textures import encode_png
 
-FORMATS = ("glb", "gltf", "obj")
-_PARTS = {"glb": (".glb",), "gltf": (".gltf", ".bin", ".png"), "obj": (".obj", ".mtl", ".png"),
-          "geojson": (".geo.json",)}
 # Rename order: a file is renamed only after every file it refers to.
 _COMMIT_ORDER = (".png", ".bin", ".mtl", ".glb", ".gltf", ".obj", ".geo.json")
 
@@ -33,7 +33,7 @@ def _staged(targets: Sequence[Path]) -> Iterator[dict[Path, Path]]:
         yield temps
 
 
-def export_scene(scene: TexturedScene, out_dir: Path, stem: str = "scene",
+def export_scene(scene: TexturedScene, out_dir: Path, stem: str = OUTPUT_STEM,
                  formats: Sequence[str] = ("glb",)) -> dict[str, list[Path]]:
     """Write ``scene`` as ``out_dir/{stem}.*`` in each of ``formats`` plus ``{stem}.geo.json``.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 from urllib.parse import quote
 
 import numpy as np
@@ -32,7 +32,7 @@ class _Blob:
         self.pieces: list[np.ndarray] = []
         self.length = 0
 
-    def add(self, data: np.ndarray, target: Optional[int] = None, stride: Optional[int] = None) -> int:
+    def add(self, data: np.ndarray, target: int | None = None, stride: int | None = None) -> int:
         """Append ``data`` at the next 4-byte boundary; returns the new bufferView's index."""
         self._pad()
         raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
@@ -54,7 +54,7 @@ class _Blob:
 
 
 def _accessor(blob: _Blob, data: np.ndarray, component: int, kind: str, target: int,
-              stride: Optional[int] = None, bounds: bool = False) -> int:
+              stride: int | None = None, bounds: bool = False) -> int:
     view = blob.add(data, target, stride)
     acc = g.Accessor(bufferView=view, componentType=component, count=len(data), type=kind)
     if bounds:

@@ -94,7 +94,7 @@ def write_obj(scene: TexturedScene, path: Path, mtl_name: str) -> None:
             label = mesh.kind.label
             uvs = clamped_uvs(mesh.uvs)
             uvs[:, 1] = 1.0 - uvs[:, 1]  # TexturedMesh UVs have their origin at the top-left
-            out.write(f"o {label}\ng {label}\nusemtl {label}\n".encode("utf-8"))
+            out.write(f"o {label}\ng {label}\nusemtl {label}\n".encode())
             _write_rows(out, "v", y_up(mesh.vertices), decimals=4)  # 0.1 mm
             _write_rows(out, "vt", uvs, decimals=6)  # well under a texel of a 16k atlas
             _write_rows(out, "vn", unit_normals(mesh.normals), decimals=4)

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from scipy import ndimage
-
 from helpers_blender import import_in_blender
 from helpers_validate import assert_valid_gltf
-from satforge.cli import main
+from scipy import ndimage
 from tiles import BUILDING
 from topdown import coverage, psnr, render_top_view, rmse, texel_density
+
+from satforge.cli import main
 
 GSD, SIZE = 0.5, 256
 

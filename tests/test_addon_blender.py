@@ -25,6 +25,7 @@ from helpers_addon import (
 )
 from helpers_blender import import_in_blender
 from helpers_validate import assert_valid_gltf
+
 from satforge.cli import main
 
 SEED = 0
@@ -236,7 +237,7 @@ def test_a_synchronous_run_never_waits_past_its_timeout(addon, tile):
     fresh_scene()
     before = counts()
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match="took over 0.5 s"):
+    with pytest.raises(RuntimeError, match=r"took over 0\.5 s"):
         bpy.ops.satforge.generate(**_inputs(tile), timeout=0.5)
     assert time.monotonic() - start < 2.5 and counts() == before
 
@@ -390,6 +391,7 @@ def test_check_interpreter_says_what_is_missing(addon, tmp_path):
     with pytest.raises(RuntimeError, match=r"missing: satforge, numpy, torch"):
         bpy.ops.satforge.check_interpreter(python=str(bare))
     from helpers_addon import FakeLayout
+
     from satforge.addon.prefs import SATFORGE_AP_preferences
 
     layout = FakeLayout()
@@ -573,3 +575,19 @@ def test_batch_export_of_a_world_and_name_clashes(addon, world_dir, tmp_path):
     with pytest.raises(RuntimeError, match="unknown field"):
         bpy.ops.satforge.batch_export(directory=str(tmp_path), collections="tile_x0_y0_lod0", pattern="{nope}")
 
+
+
+def test_extend_terrain_on_a_world_made_with_a_user_preset_file(addon, tmp_path):
+    """The manifest keeps the preset's values: the .toml may be gone when the world is extended."""
+    fresh_scene()
+    preset = tmp_path / "mine.toml"
+    preset.write_text((Path(__file__).resolve().parent.parent / "presets/game.toml").read_text()
+                      .replace('name = "game"', 'name = "mine"'))
+    world = tmp_path / "user_preset_world"
+    assert main(["world", "--out", str(world), "--tiles", "0:0,0:0", "--chunk-size", "16", "--preset", str(preset),
+                 "--progress", "none"]) == 0
+    preset.unlink()
+    assert bpy.ops.satforge.extend_terrain(world_dir=str(world), x=0, y=0, rings=1) == {"FINISHED"}
+    manifest = json.loads((world / "manifest.json").read_text())
+    assert len(manifest["chunks"]) == 9 and manifest["preset"]["name"] == "mine"
+    assert len(bpy.data.collections[f"world_{world.name}"].children) == 9

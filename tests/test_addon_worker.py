@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from satforge.addon import commands, interpreter, raster_files, world_files
 from satforge.addon.worker import Worker, failure_message, parse_line
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from PIL import Image
+from tiles import write_tile
 
 from satforge.cli import main
-from tiles import write_tile
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:

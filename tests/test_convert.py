@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -287,17 +287,17 @@ FULL = 10 ** 9  # a budget that never simplifies
 BUDGETS = (FULL, 20000, 3000)
 
 
-@lru_cache(maxsize=None)
+@cache
 def town() -> Scene:
     return town_scene()
 
 
-@lru_cache(maxsize=None)
+@cache
 def town_meshes(budget: int) -> dict[SurfaceKind, object]:
     return {m.kind: m for m in scene_to_meshes(town(), budget)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def city() -> Scene:
     layers, tilt = city_layers(256)
     return make_scene(layers, SIZE, tilt)

@@ -13,9 +13,9 @@ import numpy as np
 import pygltflib
 import pytest
 import trimesh
-
 from helpers_blender import import_in_blender
 from helpers_validate import assert_valid_gltf
+
 from satforge import exporters
 from satforge.core.georef import Georeference
 from satforge.core.meshes import TexturedMesh, TexturedScene
@@ -171,7 +171,7 @@ def test_glb_geometry_y_up(exported):
     tri = position[faces]
     geometric = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     assert np.all(np.einsum("ij,ij->i", geometric, normal[faces[:, 0]]) > 0)
-    ids = _accessor_array(gltf, blob, getattr(ground.attributes, "_FEATURE_ID_0"))
+    ids = _accessor_array(gltf, blob, ground.attributes._FEATURE_ID_0)
     assert ids.ravel().tolist() == [1, 2, 7, 7]
     assert gltf.accessors[ground.indices].componentType == pygltflib.UNSIGNED_SHORT
 

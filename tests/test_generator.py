@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
+from tiles import BUILDING, TREE
 
 from satforge.core.generators import GenerateSettings, get_generator
 from satforge.core.georef import Georeference
 from satforge.core.scene import Scene
 from satforge.core.schemes import OPENEARTHMAP, SurfaceKind
 from satforge.core.tile import Tile
-from tiles import BUILDING, TREE
 
 GSD = 0.5
 

@@ -13,11 +13,10 @@ from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.warp import transform_geom
+from tiles import make_city_tile, write_tile  # tests/ is on sys.path under pytest
 
 from satforge.core.errors import InputError
 from satforge.core.inputs import InputFiles, load_tile
-
-from tiles import make_city_tile, write_tile  # tests/ is on sys.path under pytest
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared/data/real"
 WEST, NORTH = 500_000.0, 4_000_000.0

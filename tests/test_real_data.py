@@ -7,9 +7,9 @@ import math
 
 import pygltflib
 import pytest
-
 from conftest import real_file
 from helpers_validate import assert_valid_gltf
+
 from satforge.cli import main
 
 CASES = {

@@ -12,9 +12,15 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import topdown  # noqa: E402
-from topdown import (  # noqa: E402
-    coverage, load_glb_meshes, psnr, render_top_view, rmse, sample_bilinear, texel_density,
+import topdown
+from topdown import (
+    coverage,
+    load_glb_meshes,
+    psnr,
+    render_top_view,
+    rmse,
+    sample_bilinear,
+    texel_density,
 )
 
 # 2x2 image: top-left red, top-right green, bottom-left blue, bottom-right white
@@ -375,7 +381,7 @@ def test_mirrored_node_keeps_faces_outward(tmp_path):
 
 
 def test_bad_grid_is_refused(tmp_path):
-    v, f, uv = quad(1, 1)
+    v, f, _ = quad(1, 1)
     with pytest.raises(ValueError, match="whole number"):
         render_top_view([("q", v, f, None, None)], 100.0, 100.0, 0.3)
 

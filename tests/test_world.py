@@ -14,6 +14,7 @@ import pygltflib
 import pytest
 from helpers_validate import assert_valid_gltf
 from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
+
 from satforge.cli import main
 
 S, LODS = 64, 2

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from helpers_validate import assert_valid_gltf
 from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
-from satforge.cli import main
 from tiles import BUILDING
 from topdown import psnr
+
+from satforge.cli import main
 
 S, LODS, GSD = 64, 2, 0.5
 RANGE = "-1:2,-1:2"   # the 128 m input covers chunks 0..1 x 0..1; a ring of hand-over chunks around it

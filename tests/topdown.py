@@ -3,7 +3,7 @@
 What a user checks when looking at a tile straight from above: for every pixel of the input raster grid,
 the highest surface of the GLB (its height and its texture colour) and which mesh it belongs to.
 
-Frames (see shared/CONVENTIONS.md): glTF +Y up, +X east, -Z north, tile centred at the origin.
+Frames (see docs/conventions.md): glTF +Y up, +X east, -Z north, tile centred at the origin.
 The view uses exactly the input-raster pixel grid: row 0 = north edge (z = -height_m/2), column 0 = west
 edge (x = -width_m/2), pixel (r, c) samples the point x = (c + 0.5) * gsd - width_m / 2,
 z = (r + 0.5) * gsd - height_m / 2.
@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "TopView", "GlbMesh", "load_glb_meshes", "render_top_view", "sample_bilinear",
-    "psnr", "rmse", "coverage", "texel_density",
+    "GlbMesh",
+    "TopView",
+    "coverage",
+    "load_glb_meshes",
+    "psnr",
+    "render_top_view",
+    "rmse",
+    "sample_bilinear",
+    "texel_density",
 ]
 
 # glTF sampler wrap modes

@@ -5,7 +5,7 @@ windowed reads), source (the seeded procedural world), view (what one chunk sees
 world and the hand-over between them; who owns which object), chunk (one chunk, every LOD), tileset
 (OGC 3D Tiles 1.1), run (settings, ranges, scheduling, resume).
 
-Rules this package adds to the "Terrain chunks" contract of CONVENTIONS.md:
+Rules this package adds to the "world folder" contract of docs/conventions.md:
 - Chunk (X, Y) covers [X·S, (X+1)·S) east and [Y·S, (Y+1)·S) north of the world origin (the inputs'
   south-west corner, or 0, 0); its GLB vertices are relative to its centre, a multiple of S/2 (so
   float32 offsets are exact).

@@ -1,6 +1,6 @@
-"""One chunk, every LOD: window Tile -> default generator -> object meshes + locked-border terrain -> GLBs.
+"""One chunk, every LOD: window Tile -> the world's generator -> object meshes + locked-border terrain -> GLBs.
 
-- Objects (buildings, trees) come from the default generator run on a window of the chunk plus an
+- Objects (buildings, trees) come from the world's generator (chunk-safe, by name) run on a window of the chunk plus an
   overlap band on every side, holding only the objects this chunk owns (see ``view`` for who owns
   what): whole objects are seen whole, and only input objects wider than the band are cut at the
   chunk border. The window is centred on the chunk, so the scene's frame is the chunk's frame.
@@ -23,14 +23,12 @@ import numpy as np
 import pyfqmr
 
 from ..core.arrays import to_u8
-from ..core.bake import bake_albedo
-from ..core.convert import BudgetError, scene_to_meshes
 from ..core.generators import ChunkPlace, GenerateSettings, get_generator
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
 from ..core.scene import Scene, SparseVoxels, Splats
 from ..core.schemes import SurfaceKind, get_scheme
-from ..core.unwrap import unwrap
+from ..core.texturing import Budget, mesh_unwrap_bake
 from ..exporters.gltf import glb_bytes
 from ..exporters.textures import encode_png
 from .layout import WorldSpec
@@ -143,17 +141,6 @@ def _terrain_mesh(spec: WorldSpec, view: View, x: int, y: int, grid: _Grid, n: i
                         class_id=view.ground_class(wx, wy))
 
 
-def _object_meshes(scene: Scene, budget: int):
-    """Meshes of the owned objects within ``budget``, doubling it when the objects cannot fit
-    (a LOD's budget is a target; a chunk's solids have a floor)."""
-    for _ in range(4):
-        try:
-            return scene_to_meshes(scene, budget)
-        except BudgetError:
-            budget *= 2
-    return scene_to_meshes(scene, budget)
-
-
 def _compose(terrain: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
     """One atlas: the terrain block at the top left, the object atlas right of it (gap edge-extended)."""
     if objects is None:
@@ -186,9 +173,10 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
     terrain = _terrain_mesh(spec, src.view, x, y, _simplified(src.grid, int(triangles * TERRAIN_SHARE)), n)
     meshes, image = [terrain], None
     if scene is not None:
-        solids = _object_meshes(scene, max(triangles - len(terrain.faces), 1))
-        atlas = unwrap(solids, preset.texels_per_image_pixel / scene.image_gsd, texels - (n + 1) ** 2)
-        image = bake_albedo(atlas, scene, threads=threads)
+        # A LOD's budget is a target: the objects get what the terrain left, more when they cannot fit.
+        budget = Budget(triangles=max(triangles - len(terrain.faces), 1), texels=texels - (n + 1) ** 2,
+                        texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd, on_overflow="grow")
+        atlas, image = mesh_unwrap_bake(scene, budget, threads)
         meshes += atlas.meshes
     composed = _compose(src.images(n), image)
     height, width = composed.shape[:2]

@@ -30,11 +30,11 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
-from ..core.landcover import building_heights, classify, first_cells, tree_heights
 from ..core.georef import Georeference
 from ..core.inputs.raster import open_raster
 from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
+from ..core.landcover import building_heights, classify, first_cells, tree_heights
 from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
@@ -292,7 +292,8 @@ class InputView(ProceduralView):
             return None
         height = self._ndsm(wx, wy)
         if height is None:  # seeded priors for whole objects, one flat height for cut ones
-            height = np.where(large_b, self._building_height(), building_heights(owned_b & ~large_b, spec.gsd, spec.seed))
+            whole_b = building_heights(owned_b & ~large_b, spec.gsd, spec.seed)
+            height = np.where(large_b, self._building_height(), whole_b)
             height = np.where(large_t, LARGE_TREE_M, height + tree_heights(owned_t & ~large_t, spec.gsd, spec.seed))
         height = np.where(owned_in, height, np.where(owned_p, obj.height, 0))
         terrain_id = self.scheme.class_for_kind(SurfaceKind.TERRAIN)

@@ -82,7 +82,7 @@ class Joins:
     north: np.ndarray  # (nx, ny) bool: cell (i, j) with (i, j + 1)
 
     @classmethod
-    def of_mask(cls, mask: np.ndarray) -> "Joins":
+    def of_mask(cls, mask: np.ndarray) -> Joins:
         east, north = np.zeros_like(mask), np.zeros_like(mask)
         east[:-1] = mask[:-1] & mask[1:]
         north[:, :-1] = mask[:, :-1] & mask[:, 1:]

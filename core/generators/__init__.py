@@ -1,7 +1,7 @@
 """Generator registry. Generators are looked up by name; ``default`` needs no weights."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import InputError
 from .base import ChunkPlace, GenerateSettings, Generator, ProgressFn

@@ -1,8 +1,9 @@
 """The generator interface: a Tile in, a Scene out."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..scene import Scene
 from ..tile import Tile

@@ -58,7 +58,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -107,8 +106,8 @@ def check_files(files: InputFiles) -> None:
     check_gsd_option(files.gsd, files.gsd_flag)
 
 
-def _valid(grid: Grid, image: Optional[Image], heights: Optional[Heights],
-           classes: Optional[np.ndarray]) -> np.ndarray:
+def _valid(grid: Grid, image: Image | None, heights: Heights | None,
+           classes: np.ndarray | None) -> np.ndarray:
     """Where any provided raster has data on the analysis grid."""
     valid = np.zeros(grid.shape, bool)
     if image is not None:

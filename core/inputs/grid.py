@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import InputError
 from ..georef import Georeference
@@ -41,7 +40,7 @@ class Grid:
     georef: Georeference
 
 
-def check_gsd_option(gsd: Optional[float], flag: str = "--gsd") -> None:
+def check_gsd_option(gsd: float | None, flag: str = "--gsd") -> None:
     """``flag`` is the option of the command that was run (``world`` calls it --input-gsd)."""
     if gsd is not None and not (_GSD_RANGE[0] <= gsd <= _GSD_RANGE[1]):
         raise InputError(flag, f"{gsd} m per pixel is outside {_GSD_RANGE[0]}..{_GSD_RANGE[1]} m",
@@ -79,7 +78,7 @@ def _scaled_to(r: Raster, ref: Placed) -> Placed:
     return Placed(r, (w / r.width, h / r.height))
 
 
-def place(rasters: list[Raster], gsd: Optional[float], flag: str = "--gsd") -> list[Placed]:
+def place(rasters: list[Raster], gsd: float | None, flag: str = "--gsd") -> list[Placed]:
     """Pixel sizes for every raster. Rasters without a geotransform: ``gsd`` (option ``flag``) sets
     the largest of them and the others cover its extent; without it they cover the extent of a
     georeferenced input."""
@@ -164,7 +163,7 @@ def _analysis_gsd(placed: list[Placed]) -> tuple[Placed, float]:
     return base, max(base.gsd, 0.5 * rgb.gsd if rgb else 0.0, MIN_ANALYSIS_GSD)
 
 
-def _crs_string(r: Raster) -> Optional[str]:
+def _crs_string(r: Raster) -> str | None:
     if not r.located:
         return None
     epsg = r.crs.to_epsg()

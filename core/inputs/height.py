@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -17,7 +16,7 @@ from .rules import height_mode
 @dataclass(frozen=True)
 class Heights:
     height: np.ndarray            # (H, W) float32 nDSM, metres above ground, NaN = no data
-    ground: Optional[np.ndarray]  # (H, W) float32 terrain relative to ``elevation``; None = flat
+    ground: np.ndarray | None  # (H, W) float32 terrain relative to ``elevation``; None = flat
     elevation: float              # vertical datum (metres) that ground 0 stands for
 
 
@@ -50,7 +49,7 @@ def _fill_nearest(a: np.ndarray) -> np.ndarray:
     return a[tuple(idx)]
 
 
-def read_heights(height: Raster, dtm: Optional[Raster], shape: tuple[int, int],
+def read_heights(height: Raster, dtm: Raster | None, shape: tuple[int, int],
                  scale: float, offset: float) -> Heights:
     """nDSM and ground. With a DTM: nDSM = DSM - DTM (clipped at 0), ground = DTM - median(DTM),
     DTM holes under valid DSM filled. Without: an nDSM when the 2nd percentile is within -1..3 m,

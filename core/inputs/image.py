@@ -6,8 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .raster import Raster, all_no_data, read, read_internal_mask
-from .rules import (black_frame, check_orthophoto, declared_valid, fourth_band_is_nir, no_data_frame, scale,
-                    value_range)
+from .rules import black_frame, check_orthophoto, declared_valid, fourth_band_is_nir, no_data_frame, scale, value_range
 
 
 @dataclass(frozen=True)

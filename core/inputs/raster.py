@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 import rasterio
@@ -35,10 +35,10 @@ class Raster:
     count: int
     dtype: str
     driver: str
-    nodata: Optional[float]
-    crs: Optional[CRS]
-    res: Optional[tuple[float, float]]  # CRS units per pixel (x, y); None without a geotransform
-    bounds: Optional[BoundingBox]       # normalised so left < right and bottom < top
+    nodata: float | None
+    crs: CRS | None
+    res: tuple[float, float] | None  # CRS units per pixel (x, y); None without a geotransform
+    bounds: BoundingBox | None       # normalised so left < right and bottom < top
     flip: tuple[bool, bool]             # (rows, columns) stored south-up / east-left
     colorinterp: tuple[ColorInterp, ...]
     descriptions: tuple[str, ...]
@@ -127,7 +127,7 @@ def open_raster(role: str, path: Path, max_pixels: int) -> Raster:
     return raster
 
 
-def read(r: Raster, out_shape: Optional[tuple[int, int]] = None,
+def read(r: Raster, out_shape: tuple[int, int] | None = None,
          resampling: Resampling = Resampling.nearest, masked: bool = False,
          window: PixelWindow | None = None) -> np.ndarray:
     """All bands as (bands, rows, cols), row 0 north; ``out_shape`` makes GDAL decimate while reading;

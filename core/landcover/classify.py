@@ -20,8 +20,6 @@ by its ``from_openearthmap`` table.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from scipy import ndimage
 
@@ -32,8 +30,8 @@ _ORDER = [BARE, GRASS, PAVED, ROAD, TREE, WATER, BUILDING]
 _OPENEARTHMAP = np.array([1, 2, 3, 4, 5, 6, 8], np.uint8)  # the OpenEarthMap class of each role
 
 
-def classify(scheme: ClassScheme, rgb: Optional[np.ndarray], nir: Optional[np.ndarray],
-             ndsm: Optional[np.ndarray], cell_area: float) -> np.ndarray:
+def classify(scheme: ClassScheme, rgb: np.ndarray | None, nir: np.ndarray | None,
+             ndsm: np.ndarray | None, cell_area: float) -> np.ndarray:
     """(H, W) uint8 class ids of ``scheme`` from colour (H, W, 3), NIR (H, W) and nDSM (H, W)."""
     shape = (rgb if rgb is not None else ndsm).shape[:2]
     role = np.zeros(shape, np.uint8)  # index into _ORDER

@@ -12,13 +12,12 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ...schemes import SurfaceKind
 from ...arrays import to_u8
+from ...landcover import building_heights, classify, first_cells, hash_uniform, tree_heights, value_noise
 from ...scene import Scene, Splats
+from ...schemes import SurfaceKind
 from ...tile import Tile
 from ..base import GenerateSettings, ProgressFn, resolve_device
-from ...landcover import (building_heights, classify, first_cells, hash_uniform, tree_heights,
-                         value_noise)
 from .facade import facade_base
 from .layers import ColumnLayer, build_layers, top_layer_index
 from .surfels import Buildings, TopSurface, top_surfels, wall_surfels
@@ -49,12 +48,12 @@ class DefaultGenerator:
         if classes is None:
             classes = classify(tile.scheme, rgb, nir, ndsm, tile.gsd ** 2)
             provenance["classes"] = "heuristic: " + ("colour" if rgb is not None else "height") + \
-                " classification (core/generators/default/classify.py)"
+                " classification (core/landcover/classify.py)"
         kinds = tile.scheme.kind_lut()[classes]
         if ndsm is None:
             ndsm = building_heights(kinds == SurfaceKind.BUILDING, tile.gsd, seed) + \
                 tree_heights(kinds == SurfaceKind.VEGETATION, tile.gsd, seed)
-            provenance["height"] = "prior (core/generators/default/priors.py)"
+            provenance["height"] = "prior (core/landcover/priors.py)"
         else:
             provenance["height"] = "input height raster"
         progress(0.3, "layers")
@@ -105,7 +104,7 @@ def _image_on_grid(tile: Tile) -> tuple[np.ndarray | None, np.ndarray | None]:
     if tile.rgb is None:
         return None, None
     weight = _resize_mean(tile.image_valid.astype(np.float32), tile.shape)
-    mean = lambda a: _resize_mean(a * tile.image_valid, tile.shape) / np.maximum(weight, 1e-6)  # noqa: E731
+    mean = lambda a: _resize_mean(a * tile.image_valid, tile.shape) / np.maximum(weight, 1e-6)
     rgb = np.stack([mean(tile.rgb[..., i]) for i in range(3)], -1)
     return rgb, (mean(tile.nir) if tile.nir is not None else None)
 
@@ -126,7 +125,7 @@ def _slope(z: np.ndarray, idx: np.ndarray, axis: int, gsd: float) -> np.ndarray:
     zp = np.pad(z, 1, mode="edge")
     ip = np.pad(idx, 1, constant_values=-2)
     sl = lambda o: (slice(1 + o, zp.shape[0] - 1 + o), slice(1, -1)) if axis == 0 else \
-        (slice(1, -1), slice(1 + o, zp.shape[1] - 1 + o))  # noqa: E731
+        (slice(1, -1), slice(1 + o, zp.shape[1] - 1 + o))
     same_p, same_m = ip[sl(1)] == idx, ip[sl(-1)] == idx
     zpl, zmi = np.where(same_p, zp[sl(1)], z), np.where(same_m, zp[sl(-1)], z)
     span = (same_p.astype(np.float32) + same_m) * gsd

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from ...arrays import ramps
+from ...landcover.noise import hash_uniform
 from ...scene import Splats, quaternions_from_frames
 from ...schemes import SurfaceKind
 from .facade import STOREY, facade_colour
 from .layers import SIDES
-from ...landcover.noise import hash_uniform
 
 SIGMA = 0.5  # splat standard deviation as a fraction of the surfel spacing
 
@@ -111,6 +111,6 @@ def _facade(pos, along_dir, e, idx, ground, buildings, seed, device) -> np.ndarr
     height = e["z_hi"][idx] - ground[r, c]
     bay = buildings.bay[label]
     window_key = hash_uniform(seed, 4, label, np.floor(along / bay), np.floor(up / STOREY))
-    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
     colour = facade_colour(t(buildings.base[label]), t(along), t(up), t(height), t(bay), t(window_key))
     return colour.cpu().numpy()

@@ -8,8 +8,6 @@ from ...scene import SparseVoxels
 from .layers import SIDES, ColumnLayer
 
 
-
-
 def voxel_grid_origin(shape: tuple[int, int], size: float, base: float) -> np.ndarray:
     """Tile-frame position of voxel (0, 0, 0)'s min corner: the tile's south-west corner at ``base``."""
     h, w = shape

@@ -1,0 +1,62 @@
+"""Scene -> textured meshes: mesh (core/convert) -> unwrap (core/unwrap) -> bake (core/bake).
+
+One function for every caller (``generate``, ``convert``, world chunks), with the budget policy
+said out loud: a tile's budget is the user's (a preset asking for too few triangles is refused),
+a world chunk's is a share of its LOD's (doubled until the chunk's solids fit).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from .errors import InputError
+from .scene import Scene
+from .unwrap import Atlas
+
+T = TypeVar("T")
+# stage(name, work) runs one sub-stage; callers time it, report progress, or just call it.
+StageFn = Callable[[str, Callable[[], T]], T]
+_GROW_TRIES = 4  # a growing budget doubles at most this many times (a chunk's solids have a floor)
+
+
+@dataclass(frozen=True)
+class Budget:
+    triangles: int
+    texels: int                      # atlas texels in all
+    texels_per_metre: float
+    on_overflow: Literal["refuse", "grow"] = "refuse"
+
+
+def _run(_name: str, work: Callable[[], T]) -> T:
+    return work()
+
+
+def _meshes(scene: Scene, budget: Budget, stage: StageFn):
+    from .convert import BudgetError, scene_to_meshes
+
+    triangles = budget.triangles
+    while True:
+        try:
+            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t))
+        except BudgetError as err:
+            if budget.on_overflow == "refuse":  # only a hand-made preset can ask for too few triangles
+                raise InputError("--preset", str(err), "raise triangles_per_128m in the preset") from None
+            if triangles >= budget.triangles << _GROW_TRIES:
+                raise
+            triangles *= 2
+
+
+def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
+                     stage: StageFn = _run) -> tuple[Atlas, np.ndarray]:
+    """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
+    ``threads`` bounds the bake's threads (default every core); the result does not depend on it."""
+    from .bake import bake_albedo
+    from .unwrap import unwrap
+
+    meshes = _meshes(scene, budget, stage)
+    atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels))
+    image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads))
+    return atlas, image
