@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--preset", default="game", help=f"{' | '.join(available_presets())} or a .toml file")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--formats", default="glb", help="comma list of glb, gltf, obj")
-    gen.add_argument("--generator", default="default")
+    gen.add_argument("--generator", default="default", help="default (no weights) or rs3dada (learned heights "
+                     "and land cover where --height / --semantic are not given)")
+    _weights_arguments(gen)
     gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     gen.add_argument("--progress", choices=["bar", "json", "none"], default=None,
                      help="default: bar on a terminal, else none")
@@ -59,7 +61,44 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--progress", choices=["bar", "json", "none"], default=None)
     conv.add_argument("--out", type=Path, required=True)
     _world_parser(sub)
+    _estimate_parser(sub)
+    _weights_parser(sub)
     return parser
+
+
+def _weights_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--height-weights", metavar="SRC", help="weights for the nDSM: a file, a folder or "
+                        "hf:OWNER/REPO[@REVISION]/FILE (default: the registered file in the hub cache)")
+    parser.add_argument("--seg-weights", metavar="SRC", help="weights for the land cover (same forms); with only "
+                        "one of the two, both rasters come from that file")
+
+
+def _weights_sources(args: argparse.Namespace) -> dict[str, str]:
+    return {role: src for role, src in (("height", args.height_weights), ("classes", args.seg_weights)) if src}
+
+
+def _estimate_parser(sub) -> None:
+    est = sub.add_parser("estimate", help="nDSM and land-cover rasters from one orthophoto (learned model)")
+    est.add_argument("--rgb", type=Path, required=True, help="orthophoto (GeoTIFF, PNG, JPEG)")
+    est.add_argument("--generator", default="rs3dada", choices=["rs3dada"])
+    _weights_arguments(est)
+    est.add_argument("--patch", type=int, default=1022, help="patch side in pixels, a multiple of 14")
+    est.add_argument("--stride", type=int, default=511, help="pixels between patches (smaller: more overlap)")
+    est.add_argument("--tta", action="store_true", help="average four flips (4x slower)")
+    est.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    est.add_argument("--progress", choices=["bar", "json", "none"], default=None)
+    est.add_argument("--out", type=Path, required=True, help="output folder: ndsm.tif, classes.tif, report.json")
+
+
+def _weights_parser(sub) -> None:
+    weights = sub.add_parser("weights", help="the learned generators' weights: list them, fetch them")
+    action = weights.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = action.add_parser("list", help="every known weights file and whether it is here")
+    listing.add_argument("--json", action="store_true", help="one JSON object per file")
+    fetch = action.add_parser("fetch", help="download a weights file (or group, e.g. rs3dada) into the hub cache")
+    fetch.add_argument("name")
+    for p in (listing, fetch):
+        p.add_argument("--progress", choices=["bar", "json", "none"], default=None)
 
 
 def _world_parser(sub) -> None:
@@ -82,7 +121,9 @@ def _world_parser(sub) -> None:
     world.add_argument("--seed", type=int, help="default 0")
     world.add_argument("--preset", help="game | twin | a .toml file (default game); an existing world keeps "
                        "the preset values it was made with")
-    world.add_argument("--generator", help="a chunk-safe generator (default: default)")
+    world.add_argument("--generator", help="a chunk-safe generator: default, or rs3dada (learned heights and "
+                       "land cover for each window's photo)")
+    _weights_arguments(world)
     world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes")
     world.add_argument("--progress", choices=["bar", "json", "none"], default=None)
 
@@ -97,7 +138,8 @@ def _run_world(args: argparse.Namespace, progress) -> dict:
     files = InputFiles(rgb=args.rgb, height=args.height, dtm=args.dtm, semantic=args.semantic,
                        palette=args.palette or "openearthmap", gsd=args.input_gsd, gsd_flag="--input-gsd")
     options = {"gsd": args.gsd, "chunk_size": args.chunk_size, "lods": args.lods, "seed": args.seed,
-               "preset": args.preset, "palette": args.palette, "generator": args.generator}
+               "preset": args.preset, "palette": args.palette, "generator": args.generator,
+               "weights": _weights_sources(args) or None}
     spec, preset = world_settings(args.out, files, options)
     return run_world(args.out, spec, preset, tiles, args.workers, progress)
 
@@ -119,6 +161,14 @@ def _run(args: argparse.Namespace, progress) -> dict:
 
     if args.command == "world":
         return _run_world(args, progress)
+    if args.command == "weights":
+        return _run_weights(args, progress)
+    if args.command == "estimate":
+        from .estimate import EstimateJob, run_estimate
+
+        job = EstimateJob(rgb=args.rgb, out_dir=args.out, patch=args.patch, stride=args.stride, tta=args.tta,
+                          device=args.device, height_weights=args.height_weights, seg_weights=args.seg_weights)
+        return run_estimate(job, progress)
     preset = load_preset(args.preset)
     formats = _formats(args.formats)
     if args.command == "convert":
@@ -129,8 +179,42 @@ def _run(args: argparse.Namespace, progress) -> dict:
                        palette=args.palette, gsd=args.gsd, height_scale=args.height_scale,
                        height_offset=args.height_offset)
     job = GenerateJob(files=files, out_dir=args.out, preset=preset, seed=args.seed, formats=formats,
-                      generator=args.generator, device=args.device, save_scene=args.save_scene)
+                      generator=args.generator, device=args.device, save_scene=args.save_scene,
+                      weights=_weights_sources(args))
     return run_generate(job, progress).to_dict()
+
+
+def _run_weights(args: argparse.Namespace, progress) -> dict:
+    from .core.weights import fetch_weights, list_weights
+
+    start = time.perf_counter()
+    if args.action == "list":
+        rows = list_weights()
+        for row in rows:
+            if args.json:
+                print(json.dumps(row))
+            else:
+                state = f"present  sha256 {row['sha256']}" if row["present"] else "missing"
+                revision = row["revision"] if row["pinned"] else f"{row['revision']} (unpinned)"
+                print(f"{row['name']:<16} {row['source']}  revision {revision}  "
+                      f"{(row['size'] or 0) / 1e9:.2f} GB  {state}")
+        return {"outputs": [], "weights": rows, "total_seconds": round(time.perf_counter() - start, 3)}
+    progress.begin("fetch")
+    paths = fetch_weights(args.name, progress.update if progress.mode == "json" else None)
+    progress.end("fetch")
+    return {"outputs": [str(p) for p in paths], "total_seconds": round(time.perf_counter() - start, 3)}
+
+
+def _summary(args: argparse.Namespace, report: dict) -> str | None:
+    """The closing line on a terminal."""
+    seconds = f"in {report['total_seconds']:.1f} s"
+    if args.command == "weights":
+        return None if args.action == "list" else f"satforge: {args.name} is in the hub cache: " + \
+            ", ".join(report["outputs"])
+    if args.command == "estimate":
+        return f"satforge: wrote {', '.join(report['outputs'])} to {args.out} {seconds}"
+    return (f"satforge: wrote {', '.join(report['outputs'])} to {args.out} {seconds} "
+            f"({report['triangles']['total']} triangles)")
 
 
 def _joined_ranges(argv: list[str]) -> list[str]:
@@ -170,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"satforge: internal error: {type(err).__name__}: {err} (traceback in {log})", file=sys.stderr)
         return EXIT_INTERNAL
     progress.finish("done", outputs=report["outputs"], report=json.loads(json.dumps(report)))
-    if progress.mode != "json":
-        print(f"satforge: wrote {', '.join(report['outputs'])} to {args.out} "
-              f"in {report['total_seconds']:.1f} s ({report['triangles']['total']} triangles)")
+    summary = _summary(args, report)
+    if progress.mode != "json" and summary:
+        print(summary)
     return 0

@@ -31,6 +31,7 @@ class GenerateJob:
     generator: str = "default"
     device: str = "auto"
     save_scene: bool = False
+    weights: dict[str, str] = field(default_factory=dict)  # learned generators: role -> weights source
 
 
 @dataclass
@@ -63,7 +64,7 @@ def run_generate(job: GenerateJob, progress: Progress) -> Report:
         get_generator(job.generator)  # raises the one-line error naming the choices
     tile = _stage(report, progress, "read", lambda: load_tile(job.files))
     generator = get_generator(job.generator)  # imports torch: only once the inputs are known good
-    settings = GenerateSettings(seed=job.seed, device=job.device)
+    settings = GenerateSettings(seed=job.seed, device=job.device, weights=job.weights)
     scene: Scene = _stage(report, progress, "generate",
                           lambda: generator.generate(tile, settings, progress.update))
     if job.save_scene:

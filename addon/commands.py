@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.contract import INPUT_ROLES
+from ..core.contract import INPUT_ROLES, WEIGHTS_OPTIONS
 
 # The folder that holds this package (the repository root, or the installed extension's folder).
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -49,6 +49,22 @@ class GenerateArgs:
     seed: int = 0
     height_scale: float = 1.0
     height_offset: float = 0.0
+    generator: str = "default"
+    weights: dict | None = None      # role ("height", "classes") -> weights file, for learned generators
+
+
+def weights_argv(generator: str, weights: dict | None) -> list[str]:
+    """``--generator NAME`` and, for a learned one, the weights options that are set."""
+    argv = ["--generator", generator]
+    if generator != "default":
+        argv += [arg for role, option in WEIGHTS_OPTIONS.items() if (weights or {}).get(role)
+                 for arg in (option, str(weights[role]))]
+    return argv
+
+
+def fetch_weights_argv(python: str, name: str) -> list[str]:
+    """``satforge weights fetch NAME``: the only command that downloads (into the hub cache)."""
+    return [python, "-m", "satforge", "weights", "fetch", name, "--progress", "json"]
 
 
 def generate_argv(python: str, args: GenerateArgs) -> list[str]:
@@ -62,8 +78,8 @@ def generate_argv(python: str, args: GenerateArgs) -> list[str]:
         argv += ["--gsd", repr(float(args.gsd))]
     if args.height_scale != 1.0 or args.height_offset != 0.0:
         argv += ["--height-scale", repr(float(args.height_scale)), "--height-offset", repr(float(args.height_offset))]
-    return argv + ["--preset", args.preset, "--seed", str(int(args.seed)), "--formats", GENERATE_FORMATS,
-                   "--progress", "json", "--out", str(args.out)]
+    return argv + [*weights_argv(args.generator, args.weights), "--preset", args.preset, "--seed",
+                   str(int(args.seed)), "--formats", GENERATE_FORMATS, "--progress", "json", "--out", str(args.out)]
 
 
 def tiles_arg(x0: int, x1: int, y0: int, y1: int) -> str:
@@ -82,6 +98,8 @@ def world_argv(python: str, world_dir: Path, tiles: tuple[int, int, int, int], s
         if settings and settings.get(key) is not None:
             value = settings[key]
             argv += [option, repr(float(value)) if isinstance(value, float) else str(value)]
+    if settings and settings.get("generator"):
+        argv += weights_argv(settings["generator"], settings.get("weights"))
     if workers > 1:
         argv += ["--workers", str(workers)]
     return argv + ["--progress", "json"]

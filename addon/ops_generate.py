@@ -11,8 +11,8 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 from ..core.contract import FORMAT_PARTS, output_files
 from . import blend_images, commands, georef, glb, importing, jobs, paths, presets
 from .job_operator import UserError, WorkerOperator
-from .prefs import python_interpreter
-from .props import INPUT_ROLES, PALETTES
+from .prefs import python_interpreter, weights_files
+from .props import GENERATORS, INPUT_ROLES, PALETTES
 
 # Input file stems that say nothing about the tile: use the folder's name instead.
 _GENERIC_STEMS = {"rgb", "ortho", "orthophoto", "image", "height", "heights", "dsm", "ndsm", "dtm", "dem",
@@ -52,6 +52,7 @@ class SATFORGE_OT_generate(WorkerOperator, bpy.types.Operator):
     dtm_image: StringProperty(name="Terrain Image", description="An image in this .blend")
     semantic_image: StringProperty(name="Land Cover Image", description="An image in this .blend")
     palette: EnumProperty(name="Palette", items=PALETTES, default="openearthmap")
+    generator: EnumProperty(name="Generator", items=GENERATORS, default="default")
     gsd: FloatProperty(name="GSD", default=0.0, min=0.0, description="Metres per pixel; 0: from the files")
     preset: StringProperty(name="Preset", default="game", description="game, twin, user:NAME or a .toml file")
     seed: IntProperty(name="Seed", default=0, min=0)
@@ -78,7 +79,8 @@ def generate_job(context, op) -> jobs.Job:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     args = commands.GenerateArgs(out=out, palette=op.palette, gsd=op.gsd, seed=op.seed,
-                                 preset=presets.cli_value(op.preset), **files)
+                                 preset=presets.cli_value(op.preset), generator=op.generator,
+                                 weights=weights_files(context), **files)
     argv = commands.generate_argv(python_interpreter(context), args)
 
     def cleanup(succeeded: bool) -> None:

@@ -1,10 +1,12 @@
-"""Add-on preferences: the Python that runs the worker, and a button that checks it."""
+"""Add-on preferences: the Python that runs the worker and a button that checks it; the learned
+generators' weights files and a button that fetches the published ones (in the worker)."""
 
 import bpy
 from bpy.props import StringProperty
 
 from .. import __version__
-from . import interpreter
+from . import commands, interpreter, jobs
+from .job_operator import WorkerOperator
 from .paths import ADDON_ID
 
 
@@ -16,6 +18,13 @@ class SATFORGE_AP_preferences(bpy.types.AddonPreferences):
         description="Python that runs `python -m satforge` (needs torch and satforge's requirements); "
                     "empty: Blender's own")
     check_result: StringProperty(name="Check", default="", options={"SKIP_SAVE"})
+    height_weights: StringProperty(
+        name="RS3DAda Height Weights", subtype="FILE_PATH",
+        description="RS3DAda_vitl_DPT_height.pth (or another source); empty: the file fetched into the hub cache")
+    seg_weights: StringProperty(
+        name="RS3DAda Land-Cover Weights", subtype="FILE_PATH",
+        description="RS3DAda_vitl_DPT_segmentation.pth; empty: the fetched file (or the height file when only "
+                    "that one is set)")
 
     def draw(self, context):
         layout = self.layout
@@ -25,6 +34,9 @@ class SATFORGE_AP_preferences(bpy.types.AddonPreferences):
         row.label(text=f"Using: {interpreter.choose(self.python_path)}")
         if self.check_result:
             layout.label(text=self.check_result, icon="INFO")
+        layout.prop(self, "height_weights")
+        layout.prop(self, "seg_weights")
+        layout.operator(SATFORGE_OT_fetch_weights.bl_idname, icon="IMPORT")
 
 
 def preferences(context=None):
@@ -37,6 +49,15 @@ def preferences(context=None):
 def python_interpreter(context=None) -> str:
     prefs = preferences(context)
     return interpreter.choose(prefs.python_path if prefs is not None else "")
+
+
+def weights_files(context=None) -> dict:
+    """role -> weights file from the preferences (only the ones set)."""
+    prefs = preferences(context)
+    if prefs is None:
+        return {}
+    files = {"height": prefs.height_weights, "classes": prefs.seg_weights}
+    return {role: bpy.path.abspath(path) for role, path in files.items() if path}
 
 
 class SATFORGE_OT_check_interpreter(bpy.types.Operator):
@@ -57,4 +78,21 @@ class SATFORGE_OT_check_interpreter(bpy.types.Operator):
         return {"FINISHED"} if ok else {"CANCELLED"}
 
 
-CLASSES = (SATFORGE_AP_preferences, SATFORGE_OT_check_interpreter)
+class SATFORGE_OT_fetch_weights(WorkerOperator, bpy.types.Operator):
+    """Download the published weights into the Hugging Face cache (runs `satforge weights fetch` in the
+    worker; ~1.5 GB per file, resumable)"""
+
+    bl_idname = "satforge.fetch_weights"
+    bl_label = "Fetch Weights"
+
+    name: StringProperty(name="Weights", default="rs3dada", description="A registered file or group")
+    timeout: bpy.props.FloatProperty(name="Timeout", default=0.0, min=0.0,
+                                     description="Seconds before a synchronous run gives up; 0: no limit")
+
+    def make_job(self, context):
+        argv = commands.fetch_weights_argv(python_interpreter(context), self.name)
+        return jobs.Job(f"Fetch {self.name}", argv, commands.worker_env(),
+                        on_done=lambda _ctx, done: f"{self.name}: " + ", ".join(done.get("outputs", [])))
+
+
+CLASSES = (SATFORGE_AP_preferences, SATFORGE_OT_check_interpreter, SATFORGE_OT_fetch_weights)

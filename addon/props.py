@@ -13,17 +13,19 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..core.contract import GENERATORS as _GENERATORS
 from ..core.contract import INPUT_ROLES
 from ..core.contract import PALETTES as _PALETTES
 from . import presets
 
 PALETTES = tuple((name, label, description) for name, (label, description) in _PALETTES.items())
+GENERATORS = tuple((name, label, description) for name, (label, description) in _GENERATORS.items())
 FORMATS = (("GLB", "GLB", "One binary glTF file"),
            ("GLTF_SEPARATE", "glTF + .bin + textures", "glTF JSON with separate buffer and images"),
            ("OBJ", "OBJ + MTL", "Wavefront OBJ with materials and textures"))
 EXPORT_MODES = (("COLLECTIONS", "Collections", "One file per selected collection"),
                 ("OBJECTS", "Objects", "One file per selected object"))
-__all__ = ["INPUT_ROLES", "PALETTES"]
+__all__ = ["GENERATORS", "INPUT_ROLES", "PALETTES"]
 
 
 def _path(what: str) -> StringProperty:
@@ -46,6 +48,9 @@ class SATFORGE_PG_settings(bpy.types.PropertyGroup):
     semantic_path: _path("Land Cover")
     semantic_image: _image("Land Cover")
     palette: EnumProperty(name="Palette", items=PALETTES, default="openearthmap")
+    generator: EnumProperty(name="Generator", items=GENERATORS, default="default",
+                            description="RS3DAda estimates heights and land cover the inputs lack (weights in "
+                                        "the add-on's preferences)")
     gsd: FloatProperty(name="GSD", description="Metres per pixel; 0: from the files' georeference",
                        default=0.0, min=0.0, max=100.0, unit="LENGTH")
     preset: EnumProperty(name="Preset", items=presets.enum_items,

@@ -54,6 +54,7 @@ class SATFORGE_PT_generate(_SidebarPanel, bpy.types.Panel):
             box.prop(settings, f"{role}_path", text="")
             box.prop_search(settings, f"{role}_image", bpy.data, "images", text="", icon="IMAGE_DATA")
         layout.prop(settings, "palette")
+        layout.prop(settings, "generator")
         layout.prop(settings, "gsd")
         row = layout.row(align=True)
         row.prop(settings, "preset")
@@ -67,7 +68,7 @@ class SATFORGE_PT_generate(_SidebarPanel, bpy.types.Panel):
             setattr(op, f"{role}_path", getattr(settings, f"{role}_path"))
             setattr(op, f"{role}_image", getattr(settings, f"{role}_image"))
         op.palette, op.gsd, op.preset = settings.palette, settings.gsd, settings.preset
-        op.seed, op.tile_name = settings.seed, settings.tile_name
+        op.seed, op.tile_name, op.generator = settings.seed, settings.tile_name, settings.generator
 
 
 class SATFORGE_PT_terrain(_SidebarPanel, bpy.types.Panel):

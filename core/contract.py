@@ -22,6 +22,15 @@ PALETTES = {
     "earthcrafter25": ("EarthCrafter 25", "25 classes of the Aerial-Earth3D dataset"),
 }
 
+# Built-in generators: name -> (label, description). ``rs3dada`` needs weights
+# (``satforge weights fetch rs3dada``, or local files).
+GENERATORS = {
+    "default": ("Default", "No weights: land cover from colour, heights from the rasters or seeded priors"),
+    "rs3dada": ("RS3DAda", "Learned heights and land cover from the orthophoto alone (SynRS3D)"),
+}
+# Options that give a learned generator's weights, by role.
+WEIGHTS_OPTIONS = {"height": "--height-weights", "classes": "--seg-weights"}
+
 # ---- presets --------------------------------------------------------------------------------------
 
 # The fields of a preset file (presets/*.toml), in file order; every field is required.

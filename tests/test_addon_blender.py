@@ -284,7 +284,8 @@ def _op_settings(tile, **overrides) -> SimpleNamespace:
     """What the panel's Generate button passes: the operator's properties, as plain attributes."""
     values = {"rgb_path": "", "height_path": "", "dtm_path": "", "semantic_path": "", "rgb_image": "",
               "height_image": "", "dtm_image": "", "semantic_image": "", "palette": "openearthmap", "gsd": 0.0,
-              "preset": "game", "seed": SEED, "tile_name": "", "output_dir": "", **_inputs(tile)}
+              "preset": "game", "seed": SEED, "tile_name": "", "output_dir": "", "generator": "default",
+              **_inputs(tile)}
     return SimpleNamespace(**{**values, **overrides})
 
 
@@ -591,3 +592,27 @@ def test_extend_terrain_on_a_world_made_with_a_user_preset_file(addon, tmp_path)
     manifest = json.loads((world / "manifest.json").read_text())
     assert len(manifest["chunks"]) == 9 and manifest["preset"]["name"] == "mine"
     assert len(bpy.data.collections[f"world_{world.name}"].children) == 9
+
+
+# --- learned generators ------------------------------------------------------------------------
+
+def test_generate_with_rs3dada_passes_the_preferences_weights(addon, tile, tmp_path, monkeypatch):
+    from helpers_rs3dada import save_state_dict, tiny_model
+
+    from satforge.addon import ops_generate
+
+    fresh_scene()
+    checkpoint = save_state_dict(tiny_model(5), tmp_path / "tiny.pth")
+    monkeypatch.setattr(ops_generate, "weights_files", lambda _context=None: {"height": str(checkpoint)})
+    assert bpy.ops.satforge.generate(rgb_path=str(tile["rgb"]), generator="rs3dada", tile_name="learned") == \
+        {"FINISHED"}
+    kinds = {obj["satforge_kind"] for obj in bpy.data.collections["learned"].objects}
+    assert "terrain" in kinds and len(kinds) >= 2
+
+
+def test_fetch_weights_offline_reports_the_workers_one_line(addon, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(RuntimeError, match="weights fetch"):
+        bpy.ops.satforge.fetch_weights(name="rs3dada")
+    assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("*.pth"))

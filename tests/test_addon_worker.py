@@ -151,6 +151,29 @@ def test_generate_argv():
     assert "--gsd" not in commands.generate_argv("/py", commands.GenerateArgs(out=Path("/o"), rgb=Path("/r")))
 
 
+def test_learned_generator_argv_carries_the_weights_options_the_cli_has():
+    from satforge.cli import _parser
+
+    args = commands.GenerateArgs(out=Path("/o"), rgb=Path("/r.tif"), generator="rs3dada",
+                                 weights={"height": "/w/h.pth", "classes": "/w/s.pth"})
+    argv = commands.generate_argv("/py", args)
+    assert " ".join(argv).count("--generator rs3dada --height-weights /w/h.pth --seg-weights /w/s.pth") == 1
+    parsed = _parser().parse_args(argv[3:])
+    assert (parsed.generator, parsed.height_weights, parsed.seg_weights) == ("rs3dada", "/w/h.pth", "/w/s.pth")
+    default = commands.generate_argv("/py", commands.GenerateArgs(out=Path("/o"), rgb=Path("/r"),
+                                                                  weights={"height": "/w/h.pth"}))
+    assert "--height-weights" not in default  # the default generator takes no weights
+    fetch = commands.fetch_weights_argv("/py", "rs3dada")
+    assert _parser().parse_args(fetch[3:]).name == "rs3dada"
+
+
+def test_the_contract_lists_the_registered_generators():
+    from satforge.core.contract import GENERATORS
+    from satforge.core.generators import available_generators
+
+    assert sorted(GENERATORS) == available_generators()
+
+
 def test_world_argv_keeps_negative_ranges_in_one_token():
     argv = commands.world_argv("/py", Path("/w"), (-1, 1, -2, 0), {"chunk_size": 32.0, "lods": 1, "seed": 5,
                                                                    "preset": "game", "gsd": 0.5})

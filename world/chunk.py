@@ -196,13 +196,14 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
 
     ``threads`` bounds the bake's threads (default every core); the bytes do not depend on it.
     """
-    view = open_view(spec, x, y)
+    generator = get_generator(spec.generator.split("/")[0])
+    # CPU always: a chunk's bytes must not depend on which machine made it.
+    settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band),
+                                weights=spec.weights)
+    view = open_view(spec, x, y, generator if hasattr(generator, "estimate") else None, settings)
     tile = view.object_tile()
     scene = None
     if tile is not None:
-        generator = get_generator(spec.generator.split("/")[0])
-        # CPU always: a chunk's bytes must not depend on which machine made it.
-        settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band))
         scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
     src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, _TerrainImages(spec, view, x, y))
     glbs, triangles, bounds = [], 0, None

@@ -36,6 +36,7 @@ class WorldSpec:
     preset: dict             # the preset's values (core.presets.preset_values): a world keeps them
     lods: int
     generator: str           # "default/1.0"
+    weights: dict = field(default_factory=dict)  # learned generators: role -> weights source as given
     order: str = "independent"  # chunks made in any order (see Generator.neighbours)
     crs: str | None = None
     easting: float = 0.0     # world origin (south-west corner) in the CRS
@@ -100,7 +101,8 @@ def read_manifest(out: Path, spec: WorldSpec) -> dict:
     manifest = existing_header(out)
     if manifest is None:
         return {**spec.header(), "chunks": {}}
-    old = {k: manifest.get(k) for k in spec.header() if k != "satforge"}
+    # A setting added after the manifest was written had its default then.
+    old = {k: manifest.get(k, v) for k, v in spec.header().items() if k != "satforge"}
     new = {k: v for k, v in spec.header().items() if k != "satforge"}
     if old != new:
         diff = ", ".join(k if isinstance(new[k], dict) else f"{k}={old[k]!r}" for k in new if old[k] != new[k])

@@ -49,7 +49,8 @@ def parse_tiles(text: str) -> list[tuple[int, int]]:
     return [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
 
 
-DEFAULTS = {"gsd": 0.5, "chunk_size": 128.0, "lods": 1, "seed": 0, "preset": "game", "generator": "default"}
+DEFAULTS = {"gsd": 0.5, "chunk_size": 128.0, "lods": 1, "seed": 0, "preset": "game", "generator": "default",
+            "weights": {}}
 BAND_M = 32.0  # overlap band around each chunk's window, metres
 
 
@@ -84,7 +85,8 @@ def world_settings(out: Path, files: InputFiles, options: dict) -> tuple[WorldSp
         style = source.style_from_shares(seed, *inputs.shares, inputs.building_height)
     spec = WorldSpec(chunk_size=float(pick("chunk_size")), gsd=float(pick("gsd")), band=BAND_M, seed=seed,
                      preset=base.preset if base else preset_values(preset), lods=pick("lods"),
-                     generator=f"{generator.name}/{generator.version}", crs=crs, easting=easting,
+                     generator=f"{generator.name}/{generator.version}", weights=pick("weights"),
+                     crs=crs, easting=easting,
                      northing=northing, elevation=inputs.datum if inputs else 0.0, crs_units=units,
                      inputs=inputs, style=style)
     return spec, preset

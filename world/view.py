@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
+from ..core.generators import Estimator, GenerateSettings
 from ..core.georef import Georeference
 from ..core.inputs.raster import open_raster
 from ..core.inputs.resample import nearest
@@ -106,9 +107,12 @@ class Window:
         return s.georef(self.x, self.y, s.chunk_size + 2 * s.band, "satforge world window")
 
 
-def open_view(spec: WorldSpec, x: int, y: int) -> View:
+def open_view(spec: WorldSpec, x: int, y: int, estimator: Estimator | None = None,
+              settings: GenerateSettings | None = None) -> View:
+    """The chunk's view; with an ``estimator`` (a generator that estimates heights and land cover from a
+    photo), the inputs' missing rasters come from it, run on the window's photo with ``settings``."""
     window = Window(spec, x, y)
-    return InputView(window) if spec.inputs is not None else ProceduralView(window)
+    return InputView(window, estimator, settings) if spec.inputs is not None else ProceduralView(window)
 
 
 class ProceduralView:
@@ -177,7 +181,7 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 class InputView(ProceduralView):
     """The input rasters inside their area, the procedural world beyond, eased together."""
 
-    def __init__(self, window: Window):
+    def __init__(self, window: Window, estimator: Estimator | None = None, settings: GenerateSettings | None = None):
         super().__init__(window)
         spec, inputs = window.spec, window.spec.inputs
         self.inputs = inputs
@@ -190,7 +194,24 @@ class InputView(ProceduralView):
         self.rgb = windowed("rgb", spec.gsd / 2)
         self.surface = windowed("height", spec.gsd)
         self.dtm = windowed("dtm", spec.gsd)
+        self.estimated = self._estimates(estimator, settings) if estimator is not None else {}
         self.classes = self._classes()
+
+    def _estimates(self, estimator: Estimator, settings: GenerateSettings) -> dict[str, RasterWindow]:
+        """The rasters the inputs lack, estimated from the window's photo, as windows on its pixels:
+        "height" (nDSM, metres) and "classes" (this scheme's ids, NaN where the photo has none)."""
+        need_height = self.inputs.heights not in ("ndsm", "dsm-dtm")
+        need_classes = self.inputs.raster("semantic") is None
+        if self.rgb is None or not (need_height or need_classes):
+            return {}
+        photo = self.rgb.data
+        found = estimator.estimate(np.moveaxis(photo, 0, -1), need_height, need_classes, settings, lambda *_: None)
+        missing = np.isnan(photo).any(0)
+        rasters = {"height": found.height, "classes": None if found.classes is None else
+                   self.from_oem[found.classes].astype(np.float32)}
+        return {role: RasterWindow(self.rgb.raster, np.where(missing, np.nan, data)[None].astype(np.float32),
+                                   self.rgb.factor, self.rgb.row0, self.rgb.col0)
+                for role, data in rasters.items() if data is not None}
 
     # -- positions -------------------------------------------------------------------------------
     def _outside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -224,7 +245,8 @@ class InputView(ProceduralView):
         """Heights above ground at positions, or None when the inputs give none."""
         mode = self.inputs.heights
         if mode not in ("ndsm", "dsm-dtm"):
-            return None
+            estimated = self.estimated.get("height")
+            return None if estimated is None else np.clip(np.nan_to_num(estimated.sample(x, y, 1)[0]), 0, None)
         h = self._sample(self.surface, x, y)[0]
         if mode == "dsm-dtm":
             h = h - self._sample(self.dtm, x, y)[0]
@@ -245,6 +267,9 @@ class InputView(ProceduralView):
         inside = self._inside(wx, wy)
         if not inside.any():
             return np.zeros(wx.shape, np.uint8)
+        if "classes" in self.estimated:
+            ids = np.nan_to_num(self.estimated["classes"].sample(wx, wy, 0)[0])
+            return np.where(inside, ids, 0).astype(np.uint8)
         if self.inputs.raster("rgb") is None:
             ids = classify(self.scheme, None, None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
             return np.where(inside, ids, 0).astype(np.uint8)

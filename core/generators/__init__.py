@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import InputError
-from .base import ChunkPlace, GenerateSettings, Generator, ProgressFn
+from .base import ChunkPlace, Estimates, Estimator, GenerateSettings, Generator, ProgressFn
 
 _FACTORIES: dict[str, Callable[[], Generator]] = {}
 
@@ -32,7 +32,14 @@ def _default_factory() -> Generator:
     return DefaultGenerator()
 
 
-register_generator("default", _default_factory)
+def _rs3dada_factory() -> Generator:
+    from .rs3dada.generator import RS3DAdaGenerator
 
-__all__ = ["ChunkPlace", "GenerateSettings", "Generator", "ProgressFn", "available_generators", "get_generator",
-           "register_generator"]
+    return RS3DAdaGenerator()
+
+
+register_generator("default", _default_factory)
+register_generator("rs3dada", _rs3dada_factory)
+
+__all__ = ["ChunkPlace", "Estimates", "Estimator", "GenerateSettings", "Generator", "ProgressFn",
+           "available_generators", "get_generator", "register_generator"]

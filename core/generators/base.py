@@ -1,9 +1,11 @@
 """The generator interface: a Tile in, a Scene out."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
+
+import numpy as np
 
 from ..scene import Scene
 from ..tile import Tile
@@ -29,6 +31,18 @@ class GenerateSettings:
     seed: int = 0
     device: str = "auto"          # "auto" (CUDA when present), "cpu" or "cuda"
     chunk: ChunkPlace | None = None  # set when the tile is a world chunk's window
+    # Weights sources of learned generators by role ("height", "classes"): local paths or
+    # "hf:OWNER/REPO[@REVISION]/FILE"; empty: the generator's registered files.
+    weights: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Rasters a generator estimated from an orthophoto alone, on the photo's own pixels."""
+
+    height: np.ndarray | None    # (H, W) float32 nDSM, metres above ground
+    classes: np.ndarray | None   # (H, W) uint8 OpenEarthMap ids (0 = unknown)
+    sources: Mapping[str, str] = field(default_factory=dict)  # "height"/"classes" -> what made it
 
 
 class Generator(Protocol):
@@ -45,6 +59,17 @@ class Generator(Protocol):
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
         """Same tile + same settings -> same scene, on any device."""
+        ...
+
+
+class Estimator(Protocol):
+    """A generator that can also estimate heights and land cover from a photo alone (optional):
+    ``satforge world`` asks it for each window's photo, so chunks show what the model sees instead
+    of the colour heuristic and height priors."""
+
+    def estimate(self, rgb: np.ndarray, need_height: bool, need_classes: bool, settings: GenerateSettings,
+                 progress: ProgressFn) -> Estimates:
+        """``rgb``: (H, W, 3) float sRGB in [0, 1], NaN where there is no data."""
         ...
 
 

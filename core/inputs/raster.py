@@ -135,7 +135,7 @@ def read(r: Raster, out_shape: tuple[int, int] | None = None,
     shape = (r.count, *out_shape) if out_shape else None
     with gdal_errors(r.path, _CORRUPT), rasterio.open(r.path) as ds:
         data = ds.read(out_shape=shape, resampling=resampling, masked=masked, window=_file_window(r, window))
-    return _north_up(data, r.flip)
+    return north_up(data, r.flip)
 
 
 def read_internal_mask(r: Raster, window: PixelWindow | None = None) -> np.ndarray:
@@ -143,7 +143,7 @@ def read_internal_mask(r: Raster, window: PixelWindow | None = None) -> np.ndarr
     with gdal_errors(r.path, "the mask cannot be read: the file is corrupt or truncated"), \
             rasterio.open(r.path) as ds:
         mask = ds.dataset_mask(window=_file_window(r, window)) > 0
-    return _north_up(mask, r.flip)
+    return north_up(mask, r.flip)
 
 
 def _file_window(r: Raster, window: PixelWindow | None) -> Window | None:
@@ -158,7 +158,7 @@ def _file_window(r: Raster, window: PixelWindow | None) -> Window | None:
     return Window(c, a, d - c, b - a)
 
 
-def _north_up(a: np.ndarray, flip: tuple[bool, bool]) -> np.ndarray:
+def north_up(a: np.ndarray, flip: tuple[bool, bool]) -> np.ndarray:
     """Flip the last two axes of a south-up or east-left grid so row 0 is north, column 0 west."""
     if flip[0]:
         a = a[..., ::-1, :]

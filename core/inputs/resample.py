@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 
@@ -17,6 +18,13 @@ def nearest(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rows = np.clip(np.round(_centres(shape[0], a.shape[0])), 0, a.shape[0] - 1).astype(np.intp)
     cols = np.clip(np.round(_centres(shape[1], a.shape[1])), 0, a.shape[1] - 1).astype(np.intp)
     return a[np.ix_(rows, cols)]
+
+
+def area_mean(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) float values averaged over the output pixels' areas (box filter): for heights and
+    colours going onto a coarser grid."""
+    img = Image.fromarray(a.astype(np.float32), mode="F")
+    return np.asarray(img.resize((shape[1], shape[0]), Image.BOX), np.float32)
 
 
 def bilinear_nan(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

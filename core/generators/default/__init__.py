@@ -9,10 +9,10 @@ synthesized facades on walls (facade.py).
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from ...arrays import to_u8
+from ...inputs.resample import area_mean
 from ...landcover import building_heights, classify, first_cells, hash_uniform, tree_heights, value_noise
 from ...scene import Scene, Splats
 from ...schemes import SurfaceKind
@@ -94,17 +94,12 @@ def _fill_nan(values: np.ndarray) -> np.ndarray:
     return values[tuple(idx)].astype(np.float32)
 
 
-def _resize_mean(channel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    img = Image.fromarray(channel.astype(np.float32), mode="F")
-    return np.asarray(img.resize((shape[1], shape[0]), Image.BOX), np.float32)
-
-
 def _image_on_grid(tile: Tile) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The orthophoto (and NIR) averaged onto the analysis grid, ignoring no-data pixels."""
     if tile.rgb is None:
         return None, None
-    weight = _resize_mean(tile.image_valid.astype(np.float32), tile.shape)
-    mean = lambda a: _resize_mean(a * tile.image_valid, tile.shape) / np.maximum(weight, 1e-6)
+    weight = area_mean(tile.image_valid.astype(np.float32), tile.shape)
+    mean = lambda a: area_mean(a * tile.image_valid, tile.shape) / np.maximum(weight, 1e-6)
     rgb = np.stack([mean(tile.rgb[..., i]) for i in range(3)], -1)
     return rgb, (mean(tile.nir) if tile.nir is not None else None)
 
