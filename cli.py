@@ -71,23 +71,28 @@ def _weights_arguments(parser: argparse.ArgumentParser) -> None:
                         "hf:OWNER/REPO[@REVISION]/FILE (default: the registered file in the hub cache)")
     parser.add_argument("--seg-weights", metavar="SRC", help="weights for the land cover (same forms); with only "
                         "one of the two, both rasters come from that file")
+    parser.add_argument("--weights", metavar="SRC", help="Sat3DGen's folder (config.json + safetensors) or "
+                        "hf:OWNER/REPO[@REVISION] (default: the registered files in the hub cache)")
 
 
 def _weights_sources(args: argparse.Namespace) -> dict[str, str]:
-    return {role: src for role, src in (("height", args.height_weights), ("classes", args.seg_weights)) if src}
+    given = (("height", args.height_weights), ("classes", args.seg_weights), ("volume", args.weights))
+    return {role: src for role, src in given if src}
 
 
 def _estimate_parser(sub) -> None:
     est = sub.add_parser("estimate", help="nDSM and land-cover rasters from one orthophoto (learned model)")
     est.add_argument("--rgb", type=Path, required=True, help="orthophoto (GeoTIFF, PNG, JPEG)")
-    est.add_argument("--generator", default="rs3dada", choices=["rs3dada"])
+    est.add_argument("--generator", default="rs3dada", choices=["rs3dada", "sat3dgen"],
+                     help="rs3dada: ndsm.tif + classes.tif; sat3dgen: density.npy + colour.npy")
+    est.add_argument("--grid", type=int, default=320, help="sat3dgen: cells per side of the volume")
     _weights_arguments(est)
     est.add_argument("--patch", type=int, default=1022, help="patch side in pixels, a multiple of 14")
     est.add_argument("--stride", type=int, default=511, help="pixels between patches (smaller: more overlap)")
     est.add_argument("--tta", action="store_true", help="average four flips (4x slower)")
     est.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     est.add_argument("--progress", choices=["bar", "json", "none"], default=None)
-    est.add_argument("--out", type=Path, required=True, help="output folder: ndsm.tif, classes.tif, report.json")
+    est.add_argument("--out", type=Path, required=True, help="output folder (files and report.json)")
 
 
 def _weights_parser(sub) -> None:
@@ -124,12 +129,17 @@ def _world_parser(sub) -> None:
     world.add_argument("--generator", help="a chunk-safe generator: default, or rs3dada (learned heights and "
                        "land cover for each window's photo)")
     _weights_arguments(world)
-    world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes")
+    world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes (with "
+                       "--scheduler local: the LocalCluster's; a remote scheduler has its own workers)")
+    world.add_argument("--scheduler", metavar="ADDRESS", help="make the chunks on a Dask cluster: "
+                       "tcp://HOST:8786, or local (default: $DASK_SCHEDULER_ADDRESS, else local processes; "
+                       "needs satforge[dask])")
     world.add_argument("--progress", choices=["bar", "json", "none"], default=None)
 
 
 def _run_world(args: argparse.Namespace, progress) -> dict:
     from .core.inputs import InputFiles
+    from .world.dask_run import connect, scheduler_address
     from .world.run import parse_tiles, run_world, world_settings
 
     if args.workers < 1:
@@ -141,7 +151,12 @@ def _run_world(args: argparse.Namespace, progress) -> dict:
                "preset": args.preset, "palette": args.palette, "generator": args.generator,
                "weights": _weights_sources(args) or None}
     spec, preset = world_settings(args.out, files, options)
-    return run_world(args.out, spec, preset, tiles, args.workers, progress)
+    address = scheduler_address(args.scheduler)
+    if address is None:
+        return run_world(args.out, spec, preset, tiles, args.workers, progress)
+    # Connected before run_world writes anything: an unreachable cluster leaves no trace.
+    with connect(address, args.workers) as client:
+        return run_world(args.out, spec, preset, tiles, args.workers, progress, client)
 
 
 def _formats(text: str) -> list[str]:
@@ -166,8 +181,9 @@ def _run(args: argparse.Namespace, progress) -> dict:
     if args.command == "estimate":
         from .estimate import EstimateJob, run_estimate
 
-        job = EstimateJob(rgb=args.rgb, out_dir=args.out, patch=args.patch, stride=args.stride, tta=args.tta,
-                          device=args.device, height_weights=args.height_weights, seg_weights=args.seg_weights)
+        job = EstimateJob(rgb=args.rgb, out_dir=args.out, generator=args.generator, patch=args.patch,
+                          stride=args.stride, tta=args.tta, grid=args.grid, device=args.device,
+                          weights=_weights_sources(args))
         return run_estimate(job, progress)
     preset = load_preset(args.preset)
     formats = _formats(args.formats)

@@ -27,9 +27,10 @@ PALETTES = {
 GENERATORS = {
     "default": ("Default", "No weights: land cover from colour, heights from the rasters or seeded priors"),
     "rs3dada": ("RS3DAda", "Learned heights and land cover from the orthophoto alone (SynRS3D)"),
+    "sat3dgen": ("Sat3DGen", "Full 3D (overhangs, walls) from the orthophoto alone: a learned density volume"),
 }
 # Options that give a learned generator's weights, by role.
-WEIGHTS_OPTIONS = {"height": "--height-weights", "classes": "--seg-weights"}
+WEIGHTS_OPTIONS = {"height": "--height-weights", "classes": "--seg-weights", "volume": "--weights"}
 
 # ---- presets --------------------------------------------------------------------------------------
 
@@ -61,6 +62,15 @@ MANIFEST, TILESET = "manifest.json", "tileset.json"
 def tile_path(lod: int, x: int, y: int) -> str:
     """A chunk's GLB at one LOD, relative to the world folder."""
     return f"tiles/{lod}/tile_x{x}_y{y}.glb"
+
+
+def hlod_path(level: int, x: int, y: int) -> str:
+    """An upper (merged, simplified) tile of the world's quadtree, relative to the world folder: at
+    ``level`` it covers chunks [x·2^level, (x+1)·2^level) × [y·2^level, (y+1)·2^level)."""
+    return f"tiles/hlod/{level}/tile_x{x}_y{y}.glb"
+
+
+HLOD_INDEX = "tiles/hlod/index.json"  # what each upper tile was built from, and its measured errors
 
 
 def chunk_key(x: int, y: int) -> str:

@@ -27,6 +27,10 @@ File form (``Scene.save`` / ``Scene.load``): one uncompressed ``.npz`` with thes
 Voxels are the surface shell of each kind's solid: a voxel is stored when it is occupied by a
 kind and at least one of its six neighbours is not occupied by the same kind. So every column of a
 kind holds its top and bottom voxel, and the sides show where walls are.
+
+``meta.solid`` says what the shells bound: ``"columns"`` (the default: each kind is one vertical
+run per voxel column, as a height field makes it) or ``"volume"`` (arbitrary 3D solids, with
+overhangs and cavities, as a density volume makes them); the converter meshes each accordingly.
 """
 from __future__ import annotations
 
@@ -124,6 +128,7 @@ class Scene:
     seed: int
     image_gsd: float  # spacing of the appearance surfels (orthophoto pixels), metres
     provenance: dict = field(default_factory=dict)  # e.g. {"height": "input", "classes": "heuristic"}
+    solid: str = "columns"  # "columns" or "volume": what the voxel shells bound (see the module docstring)
 
     def save(self, path: str | Path) -> None:
         """Write the documented ``.npz`` form atomically."""
@@ -131,6 +136,8 @@ class Scene:
 
         meta = {"georef": self.georef.to_dict(), "scheme": self.scheme, "generator": self.generator,
                 "seed": self.seed, "image_gsd": self.image_gsd, "provenance": self.provenance}
+        if self.solid != "columns":
+            meta["solid"] = self.solid  # column scenes keep their old bytes
         arrays = {"format": np.array(FORMAT), "meta": np.array(json.dumps(meta))}
         for name in ("coords", "colour", "class_id", "kind", "normal", "origin"):
             arrays[f"voxels.{name}"] = getattr(self.voxels, name)
@@ -161,4 +168,5 @@ class Scene:
             raise InputError(path, f"cannot read scene file: {exc}", "regenerate it") from None
         return cls(voxels=vox, splats=spl, georef=Georeference.from_dict(meta["georef"]),
                    scheme=meta["scheme"], generator=meta["generator"], seed=int(meta["seed"]),
-                   image_gsd=float(meta["image_gsd"]), provenance=meta["provenance"])
+                   image_gsd=float(meta["image_gsd"]), provenance=meta["provenance"],
+                   solid=meta.get("solid", "columns"))

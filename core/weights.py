@@ -39,6 +39,14 @@ _COMMIT_HASH = re.compile(r"[0-9a-f]{40}")
 # (below) is what pins its content.
 RS3DADA_REVISION_UNPINNED = "main"
 
+# The commit of huggingface.co/qian43/Sat3DGen the Sat3DGen defaults are pinned to, and the sha256 of its
+# two files there. Not looked up from the hub (no network where this was written): taken from a public
+# third-party project that pins and checksums the same download (akshat131211/satground-structural-research,
+# reports/asset-lock.json). The sizes were not published there, so only the sha256 is checked.
+SAT3DGEN_REVISION = "fa0ed75aff7f42dcd749764787c0184fcab0b12c"
+SAT3DGEN_LICENCE = ("MIT (Sat3DGen code and weights); the bundled DINOv3 ViT-L/16 backbone weights are under "
+                    "Meta's DINOv3 License")
+
 
 @dataclass(frozen=True)
 class KnownWeights:
@@ -72,6 +80,14 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {w.name: w for w in (
                  "6c1c6843c3583604227896583acfee621dd841cbadd49c023d3d32bcc4b3565b"),
     KnownWeights("rs3dada-seg", "JTRNEO/RS3DAda", RS3DADA_REVISION_UNPINNED, "RS3DAda_vitl_DPT_segmentation.pth",
                  None, "MIT", "rs3dada"),
+    # Sat3DGen (ICLR 2026): the diffusers-style config.json (architecture options) and the weights, which
+    # hold the DINOv3 backbone, the plane decoder, the density/colour MLP and the sky and super-resolution
+    # modules (the last two unused by SatForge).
+    KnownWeights("sat3dgen-config", "qian43/Sat3DGen", SAT3DGEN_REVISION, "config.json", None, "MIT", "sat3dgen",
+                 "4783fb3278e0f397c041c84e654c39c185a4f523b445410058913241932145d2"),
+    KnownWeights("sat3dgen-weights", "qian43/Sat3DGen", SAT3DGEN_REVISION, "diffusion_pytorch_model.safetensors",
+                 None, SAT3DGEN_LICENCE, "sat3dgen",
+                 "8770de3ea777d586160036a78d29bd8f1cc2ae2d1d9900f01945c6c8f4377846"),
 )}
 
 

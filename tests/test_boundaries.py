@@ -15,8 +15,15 @@ from satforge.cli import _parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared" / "data" / "real"
-SOURCES = sorted(p for p in ROOT.rglob("*.py")
-                 if not {"tests", ".venv", "node_modules", "build", "dist"} & set(p.relative_to(ROOT).parts))
+def _product_files(top: Path) -> list[Path]:
+    """The product's .py files under a top-level entry: not tests, virtual environments (.venv*),
+    package caches or builds."""
+    if top.name in {"tests", "node_modules", "build", "dist", "out"} or top.name.startswith("."):
+        return []
+    return [top] if top.suffix == ".py" else sorted(top.rglob("*.py")) if top.is_dir() else []
+
+
+SOURCES = sorted(p for top in ROOT.iterdir() for p in _product_files(top))
 
 
 def _module(path: Path) -> str:
@@ -196,3 +203,12 @@ def test_manilas_black_frame_is_masked_the_same_by_generate_and_world(tmp_path):
             cols = slice(window.col0, window.col0 + window.data.shape[2])
             windowed = ~np.isnan(window.data[0])
             assert np.array_equal(windowed, whole[rows, cols]), (ix, iy)
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists packages by hand (the repository root is the package): none may be missing."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module(p) for p in SOURCES if p.name == "__init__.py"}
+    assert found <= listed, sorted(found - listed)

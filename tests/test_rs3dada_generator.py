@@ -126,3 +126,21 @@ def test_weights_list_says_what_is_missing(offline_empty_hub, capsys):
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert "rs3dada-height" in out and "rs3dada-seg" in out and "missing" in out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_bad_weights_files_are_one_line_exit_2_and_write_nothing(damage, checkpoint, photo, tmp_path, capsys):
+    import torch
+
+    bad = tmp_path / "bad.pth"
+    if damage == "truncated":
+        bad.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    else:
+        torch.save({"encoder.weight": torch.zeros(3, 3)}, bad)
+    out = tmp_path / "never"
+    assert main(["estimate", "--rgb", str(photo), "--height-weights", str(bad), "--progress", "none",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err
+    assert ("truncated" in err) if damage == "truncated" else ("pretrained." in err or "encoder.weight" in err)
+    assert not out.exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_hub import fake_hub_cache, offline_hub_cache
 from helpers_rs3dada import TINY, save_state_dict, tiny_model
 
 from satforge.core import weights
@@ -30,36 +31,9 @@ def _same_network(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
 
 
-def _fake_hub_cache(root: Path, repo: str, revision: str, files: dict[str, Path]) -> Path:
-    """A hub cache laid out as huggingface_hub writes it: blobs, a snapshot per commit, refs/BRANCH."""
-    commit = revision if weights._COMMIT_HASH.fullmatch(revision) else "0123456789abcdef0123456789abcdef01234567"
-    folder = root / f"models--{repo.replace('/', '--')}"
-    snapshot = folder / "snapshots" / commit
-    snapshot.mkdir(parents=True, exist_ok=True)
-    (folder / "blobs").mkdir(exist_ok=True)
-    for name, source in files.items():
-        blob = folder / "blobs" / weights.file_sha256(source)
-        blob.write_bytes(source.read_bytes())
-        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
-    if commit != revision:
-        (folder / "refs").mkdir(exist_ok=True)
-        (folder / "refs" / revision).write_text(commit)
-    return root
-
-
 @pytest.fixture
 def offline_hub(tmp_path, monkeypatch):
-    """HF_HUB_OFFLINE=1 and HF_HUB_CACHE on an empty folder (constants too: huggingface_hub reads
-    them at import, and another test may have imported it already)."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    return cache
+    return offline_hub_cache(tmp_path, monkeypatch)
 
 
 def test_pickle_and_safetensors_load_the_same_network(tmp_path):
@@ -98,7 +72,7 @@ def test_folder_source_holds_the_published_name(tmp_path):
 def test_hub_source_from_the_cache_offline(tmp_path, offline_hub):
     model = tiny_model(4)
     path = save_state_dict(model, tmp_path / "tiny.pth")
-    _fake_hub_cache(offline_hub, "someone/tiny", "main", {"tiny.pth": path})
+    fake_hub_cache(offline_hub, "someone/tiny", "main", {"tiny.pth": path})
     for source in ("hf:someone/tiny/tiny.pth", "hf:someone/tiny@main/tiny.pth"):
         models = load_rs3dada(source)
         assert _same_network(models.height, model)
@@ -112,10 +86,10 @@ def test_default_weights_come_from_the_cache_and_are_listed(tmp_path, offline_hu
     known = weights.KNOWN_WEIGHTS
     for w in (known["rs3dada-height"], known["rs3dada-seg"]):
         path = save_state_dict(height if w.name == "rs3dada-height" else seg, tmp_path / w.filename)
-        _fake_hub_cache(offline_hub, w.repo, w.revision, {w.filename: path})
+        fake_hub_cache(offline_hub, w.repo, w.revision, {w.filename: path})
     models = load_rs3dada()
     assert _same_network(models.height, height) and _same_network(models.classes, seg)
-    rows = {row["name"]: row for row in weights.list_weights()}
+    rows = {row["name"]: row for row in weights.list_weights() if row["group"] == "rs3dada"}
     assert set(rows) == {"rs3dada-height", "rs3dada-seg"}
     for name, row in rows.items():
         assert row["present"] and row["licence"] == "MIT" and row["source"].startswith("hf:JTRNEO/RS3DAda@")

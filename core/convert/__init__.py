@@ -4,6 +4,7 @@ Pipeline: ``columns`` reads the shell voxels and up-facing splats into per-kind 
 voxel-column grid; ``solids`` turns each kind's columns into a top surface at full resolution;
 ``simplify`` shrinks all tops together to the budget; ``solids.close`` adds the vertical walls
 (or, for canopies, the shared rim) and the hidden underside. TERRAIN also carries OTHER.
+Volume scenes (overhangs, from a density volume) take ``volume`` instead: marching cubes per kind.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..scene import Scene
 from .columns import scene_columns
 from .simplify import BudgetError, simplify_to_budget
 from .solids import close, kind_surface
+from .volume import volume_meshes
 
 __all__ = ["BudgetError", "scene_to_meshes"]
 
@@ -21,6 +23,8 @@ __all__ = ["BudgetError", "scene_to_meshes"]
 def scene_to_meshes(scene: Scene, triangle_budget: int) -> list[KindMesh]:
     """One watertight mesh per kind present, in SurfaceKind order, at most ``triangle_budget``
     faces in all. Raises BudgetError when the budget cannot hold the scene's solids."""
+    if scene.solid == "volume":
+        return volume_meshes(scene, triangle_budget)
     grid = scene_columns(scene)
     surfaces = [kind_surface(cols, grid) for cols in grid.kinds.values()]
     meshes = []

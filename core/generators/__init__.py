@@ -38,8 +38,15 @@ def _rs3dada_factory() -> Generator:
     return RS3DAdaGenerator()
 
 
+def _sat3dgen_factory() -> Generator:
+    from .sat3dgen.generator import Sat3DGenGenerator
+
+    return Sat3DGenGenerator()
+
+
 register_generator("default", _default_factory)
 register_generator("rs3dada", _rs3dada_factory)
+register_generator("sat3dgen", _sat3dgen_factory)
 
 __all__ = ["ChunkPlace", "Estimates", "Estimator", "GenerateSettings", "Generator", "ProgressFn",
            "available_generators", "get_generator", "register_generator"]

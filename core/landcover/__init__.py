@@ -7,8 +7,9 @@ inputs, may use them.
     priors    footprints -> seeded building and tree heights
     noise     deterministic hash noise keyed by integer coordinates
 """
-from .classify import classify
+from .classify import classify, photo_on_grid
 from .noise import hash_uniform, value_noise
 from .priors import building_heights, first_cells, tree_heights
 
-__all__ = ["building_heights", "classify", "first_cells", "hash_uniform", "tree_heights", "value_noise"]
+__all__ = ["building_heights", "classify", "first_cells", "hash_uniform", "photo_on_grid", "tree_heights",
+           "value_noise"]

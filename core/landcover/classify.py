@@ -23,11 +23,24 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..inputs.resample import area_mean
 from ..schemes import ClassScheme
+from ..tile import Tile
 
 BARE, GRASS, PAVED, ROAD, TREE, WATER, BUILDING = "bare", "grass", "paved", "road", "tree", "water", "building"
 _ORDER = [BARE, GRASS, PAVED, ROAD, TREE, WATER, BUILDING]
 _OPENEARTHMAP = np.array([1, 2, 3, 4, 5, 6, 8], np.uint8)  # the OpenEarthMap class of each role
+
+
+def photo_on_grid(tile: Tile) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The orthophoto (H, W, 3) and NIR (H, W) averaged onto the analysis grid, ignoring no-data
+    pixels: what the heuristic classifies."""
+    if tile.rgb is None:
+        return None, None
+    weight = area_mean(tile.image_valid.astype(np.float32), tile.shape)
+    mean = lambda a: area_mean(a * tile.image_valid, tile.shape) / np.maximum(weight, 1e-6)
+    rgb = np.stack([mean(tile.rgb[..., i]) for i in range(3)], -1)
+    return rgb, (mean(tile.nir) if tile.nir is not None else None)
 
 
 def classify(scheme: ClassScheme, rgb: np.ndarray | None, nir: np.ndarray | None,

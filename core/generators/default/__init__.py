@@ -12,8 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from ...arrays import to_u8
-from ...inputs.resample import area_mean
-from ...landcover import building_heights, classify, first_cells, hash_uniform, tree_heights, value_noise
+from ...landcover import building_heights, classify, first_cells, hash_uniform, photo_on_grid, tree_heights, value_noise
 from ...scene import Scene, Splats
 from ...schemes import SurfaceKind
 from ...tile import Tile
@@ -39,7 +38,7 @@ class DefaultGenerator:
         device = resolve_device(settings.device)
         seed = settings.seed
         provenance = {"device": device}
-        rgb, nir = _image_on_grid(tile)
+        rgb, nir = photo_on_grid(tile)
         ground = _fill_nan(tile.ground) if tile.ground is not None else np.zeros(tile.shape, np.float32)
         provenance["ground"] = "input DTM" if tile.ground is not None else "flat"
         ndsm = np.nan_to_num(tile.height, nan=0.0) if tile.height is not None else None
@@ -92,16 +91,6 @@ def _fill_nan(values: np.ndarray) -> np.ndarray:
         return np.zeros(values.shape, np.float32)
     idx = ndimage.distance_transform_edt(nan, return_distances=False, return_indices=True)
     return values[tuple(idx)].astype(np.float32)
-
-
-def _image_on_grid(tile: Tile) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The orthophoto (and NIR) averaged onto the analysis grid, ignoring no-data pixels."""
-    if tile.rgb is None:
-        return None, None
-    weight = area_mean(tile.image_valid.astype(np.float32), tile.shape)
-    mean = lambda a: area_mean(a * tile.image_valid, tile.shape) / np.maximum(weight, 1e-6)
-    rgb = np.stack([mean(tile.rgb[..., i]) for i in range(3)], -1)
-    return rgb, (mean(tile.nir) if tile.nir is not None else None)
 
 
 def _top_surface(layers: list[ColumnLayer], gsd: float) -> TopSurface:

@@ -54,9 +54,8 @@ class RS3DAdaGenerator:
             tile = _completed(tile, found)
             sources = found.sources
         scene = DefaultGenerator().generate(tile, settings, lambda f, m: progress(0.3 + 0.7 * f, m))
-        provenance = {**scene.provenance, **{"height" if role == "height" else "classes": text
-                                             for role, text in sources.items()}}
-        return dataclasses.replace(scene, generator=f"{self.name}/{self.version}", provenance=provenance)
+        return dataclasses.replace(scene, generator=f"{self.name}/{self.version}",
+                                   provenance={**scene.provenance, **sources})
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,13 +67,23 @@ def _models(height_src: str | None, seg_src: str | None, device: str, need_heigh
 
 
 def _completed(tile: Tile, found: Estimates) -> Tile:
-    """The tile with the estimated rasters brought from the photo's pixels onto the analysis grid
-    (heights averaged, classes nearest), unknown where the photo has no data."""
+    """The tile with the estimated rasters brought onto its analysis grid."""
     changes = {}
     if found.height is not None:
-        height = area_mean(found.height, tile.shape)
-        changes["height"] = np.where(tile.valid, height, np.nan).astype(np.float32)
+        changes["height"] = completed_heights(tile, found.height)
     if found.classes is not None:
-        ids = tile.scheme.openearthmap_lut()[nearest(found.classes, tile.shape)]
-        changes["classes"] = np.where(tile.valid, ids, 0).astype(np.uint8)
+        changes["classes"] = completed_classes(tile, found.classes)
     return dataclasses.replace(tile, **changes)
+
+
+def completed_heights(tile: Tile, ndsm: np.ndarray) -> np.ndarray:
+    """An nDSM on the photo's pixels -> (H, W) float32 on the analysis grid (averaged), NaN where the
+    tile has no data."""
+    return np.where(tile.valid, area_mean(ndsm, tile.shape), np.nan).astype(np.float32)
+
+
+def completed_classes(tile: Tile, classes: np.ndarray) -> np.ndarray:
+    """OpenEarthMap ids on the photo's pixels -> (H, W) uint8 ids of the tile's scheme on the analysis
+    grid (nearest), 0 where the tile has no data."""
+    ids = tile.scheme.openearthmap_lut()[nearest(classes, tile.shape)]
+    return np.where(tile.valid, ids, 0).astype(np.uint8)
