@@ -11,8 +11,12 @@ Modules, one job each:
     ui                                                               sidebar panels, Outliner menu entry
 """
 
+import atexit
+
 # Submodules are imported by register(), not here: importing ``satforge.addon.worker`` (and the
 # other bpy-free modules) must work without Blender, for tests and tools.
+
+_registered = False
 
 
 def _classes() -> tuple:
@@ -32,6 +36,7 @@ def _classes() -> tuple:
 
 
 def register() -> None:
+    global _registered
     import bpy
 
     from . import props, ui
@@ -40,13 +45,27 @@ def register() -> None:
         bpy.utils.register_class(cls)
     props.register_properties()
     ui.register_menus()
+    # Blender disables the add-ons it enabled before Python ends, not one a script registered by
+    # calling register() (the pip bpy module). That module shuts Blender down only when Python frees
+    # it at exit, and a class or menu function of ours still registered keeps it alive: bpy 4.5 then
+    # hangs for good (its audio thread is never joined), 4.2 may crash. So Python's exit unregisters
+    # us first, while bpy still works.
+    atexit.register(unregister)
+    _registered = True
 
 
 def unregister() -> None:
+    """Undo register(); a second call does nothing (Blender's own add-on shutdown may follow the
+    exit hook's call)."""
+    global _registered
     import bpy
 
     from . import jobs, props, ui
 
+    if not _registered:
+        return
+    _registered = False
+    atexit.unregister(unregister)
     jobs.cancel_active()  # a worker must not outlive the add-on
     ui.unregister_menus()
     props.unregister_properties()

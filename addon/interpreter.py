@@ -14,7 +14,7 @@ from .commands import worker_env
 # Import names of satforge's runtime dependencies (pyproject.toml [project].dependencies; a test
 # keeps the two lists in step). torch is the one Blender never ships.
 REQUIREMENTS = ("numpy", "torch", "scipy", "PIL", "rasterio", "trimesh", "pygltflib", "xatlas",
-                "fast_simplification", "pyfqmr", "huggingface_hub", "safetensors")
+                "fast_simplification", "pyfqmr", "huggingface_hub", "safetensors", "skimage")
 
 # Run by the candidate interpreter: report what it can import, as one JSON line. find_spec only
 # locates a module; torch is imported for real because a broken install fails only then.

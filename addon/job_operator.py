@@ -60,7 +60,7 @@ class WorkerOperator:
             return self._report_end(job, job.state)
         self._job = job
         wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
+        job.timer = wm.event_timer_add(TIMER_S, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -70,7 +70,7 @@ class WorkerOperator:
             return {"PASS_THROUGH"}  # not our event: the rest of Blender keeps working
         if state == jobs.RUNNING:
             return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
+        jobs.remove_timer(context.window_manager, self._job)
         return self._report_end(self._job, state)
 
     def _report_end(self, job, state: str):

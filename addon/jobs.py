@@ -45,6 +45,7 @@ class Job:
         self.progress, self.stage, self.status = 0.0, "", ""
         self.message = ""
         self.cursor_progress = False  # wm.progress_begin() called and not yet ended
+        self.timer = None  # the modal run's window-manager timer, removed when the run ends
         self._cancel = threading.Event()
         self._done: dict | None = None
         self._error: dict | None = None
@@ -117,8 +118,10 @@ class Job:
 
     def _end(self, context, state: str, message: str, kill: bool = False) -> str:
         global _active
-        if kill and self.worker is not None:
+        if self.worker is not None and kill:
             self.worker.cancel()
+        elif self.worker is not None:
+            self.worker.close()  # a finished run may still have a grandchild holding its pipes
         self.state, self.message = state, message
         if self.cleanup is not None:
             self.cleanup(state == FINISHED)
@@ -146,14 +149,25 @@ def run_sync(context, job: Job, timeout: float = 0.0) -> str:
 
 
 def cancel_active() -> None:
-    """Kill the running worker without touching bpy data (used by unregister)."""
+    """Kill the running worker and stop its modal timer without touching bpy data (used by
+    unregister: the operator's modal handler goes with its class, the timer would not)."""
     global _active
     job, _active = _active, None
-    if job is not None and job.worker is not None:
+    if job is None:
+        return
+    remove_timer(bpy.context.window_manager, job)
+    if job.worker is not None:
         job.worker.cancel()
         job.state = CANCELLED
         if job.cleanup is not None:
             job.cleanup(False)
+
+
+def remove_timer(wm, job: Job) -> None:
+    """Stop the modal run's timer (once: the modal handler and unregister may both get here)."""
+    if job.timer is not None:
+        wm.event_timer_remove(job.timer)
+        job.timer = None
 
 
 def _show(context, job: Job) -> None:

@@ -25,6 +25,9 @@ class SATFORGE_AP_preferences(bpy.types.AddonPreferences):
         name="RS3DAda Land-Cover Weights", subtype="FILE_PATH",
         description="RS3DAda_vitl_DPT_segmentation.pth; empty: the fetched file (or the height file when only "
                     "that one is set)")
+    sat3dgen_weights: StringProperty(
+        name="Sat3DGen Weights", subtype="DIR_PATH",
+        description="Folder with config.json and diffusion_pytorch_model.safetensors; empty: the fetched files")
 
     def draw(self, context):
         layout = self.layout
@@ -36,7 +39,10 @@ class SATFORGE_AP_preferences(bpy.types.AddonPreferences):
             layout.label(text=self.check_result, icon="INFO")
         layout.prop(self, "height_weights")
         layout.prop(self, "seg_weights")
-        layout.operator(SATFORGE_OT_fetch_weights.bl_idname, icon="IMPORT")
+        layout.prop(self, "sat3dgen_weights")
+        row = layout.row()
+        for name in ("rs3dada", "sat3dgen"):
+            row.operator(SATFORGE_OT_fetch_weights.bl_idname, text=f"Fetch {name}", icon="IMPORT").name = name
 
 
 def preferences(context=None):
@@ -56,7 +62,7 @@ def weights_files(context=None) -> dict:
     prefs = preferences(context)
     if prefs is None:
         return {}
-    files = {"height": prefs.height_weights, "classes": prefs.seg_weights}
+    files = {"height": prefs.height_weights, "classes": prefs.seg_weights, "volume": prefs.sat3dgen_weights}
     return {role: bpy.path.abspath(path) for role, path in files.items() if path}
 
 

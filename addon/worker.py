@@ -110,6 +110,11 @@ class Worker:
                 self.proc.wait(_TERM_GRACE_S)
             except subprocess.TimeoutExpired:
                 pass
+        self.close()
+
+    def close(self) -> None:
+        """Leave nothing of this run behind: processes of its group that outlived the child (a
+        grandchild still holding the pipes), the reader threads, the pipes."""
         # Kill the group even when the leader is gone: its pool workers may still run.
         self._signal(terminate=False)
         try:

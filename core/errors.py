@@ -16,3 +16,8 @@ class InputError(Exception):
         if fix:
             text += f" ({fix})"
         super().__init__(text)
+
+    def __reduce__(self):
+        # Raised in a worker process (--workers, --scheduler), it travels back pickled; the default
+        # would call __init__ with the one line alone and fail.
+        return type(self), (self.subject, self.problem, self.fix)

@@ -1,7 +1,12 @@
-"""Shared pieces of the Blender add-on tests: the registered add-on, a small tile, summaries of
-what landed in the scene, and a stand-in for Blender's UILayout (the pip bpy module draws no UI)."""
+"""Shared pieces of the Blender add-on tests: the registered add-on, what of it is left running, a
+small tile, summaries of what landed in the scene, and a stand-in for Blender's UILayout (the pip bpy
+module draws no UI)."""
 from __future__ import annotations
 
+import inspect
+import os
+import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,6 +38,33 @@ def addon_fixture(tmp_path_factory):
             yield SimpleNamespace(user=user, satforge=satforge)
         finally:
             satforge.unregister()
+
+
+def leftovers() -> dict[str, list[str]]:
+    """What of ours could still be running: threads other than the main one, Blender timers and
+    app handlers holding a SatForge function, and this process's child processes (live or unreaped)."""
+    ours = [value for name, module in list(sys.modules.items()) if name.startswith("satforge.addon")
+            for value in vars(module).values() if inspect.isfunction(value) and value.__module__ == name]
+    handlers = [f"{kind}: {getattr(f, '__qualname__', f)}" for kind in dir(bpy.app.handlers)
+                if isinstance(getattr(bpy.app.handlers, kind), list)
+                for f in getattr(bpy.app.handlers, kind) if "satforge" in getattr(f, "__module__", "")]
+    return {"threads": sorted(t.name for t in threading.enumerate() if t is not threading.main_thread()),
+            "timers": sorted(f.__qualname__ for f in ours if bpy.app.timers.is_registered(f)),
+            "handlers": sorted(handlers), "children": child_processes()}
+
+
+def child_processes() -> list[str]:
+    """``PID STATE COMMAND`` of each child of this process (Linux /proc; empty elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended while we looked
+            continue
+        command, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(rest[1]) == os.getpid():
+            found.append(f"{stat.parent.name} {rest[0]} {command}")
+    return sorted(found)
 
 
 def fresh_scene() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -596,13 +597,20 @@ def test_extend_terrain_on_a_world_made_with_a_user_preset_file(addon, tmp_path)
 
 # --- learned generators ------------------------------------------------------------------------
 
-def test_generate_with_rs3dada_passes_the_preferences_weights(addon, tile, tmp_path, monkeypatch):
-    from helpers_rs3dada import save_state_dict, tiny_model
+def _tiny_rs3dada_checkpoint(path: Path) -> Path:
+    """Written by another Python, as the add-on only ever uses torch in its worker: torch loaded into
+    this bpy process keeps bpy 4.5's module from shutting Blender down at exit (it then hangs)."""
+    code = "import sys; from helpers_rs3dada import save_state_dict, tiny_model; " \
+           "save_state_dict(tiny_model(5), sys.argv[1])"
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=Path(__file__).resolve().parent)
+    return path
 
+
+def test_generate_with_rs3dada_passes_the_preferences_weights(addon, tile, tmp_path, monkeypatch):
     from satforge.addon import ops_generate
 
     fresh_scene()
-    checkpoint = save_state_dict(tiny_model(5), tmp_path / "tiny.pth")
+    checkpoint = _tiny_rs3dada_checkpoint(tmp_path / "tiny.pth")
     monkeypatch.setattr(ops_generate, "weights_files", lambda _context=None: {"height": str(checkpoint)})
     assert bpy.ops.satforge.generate(rgb_path=str(tile["rgb"]), generator="rs3dada", tile_name="learned") == \
         {"FINISHED"}

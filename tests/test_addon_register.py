@@ -1,5 +1,8 @@
-"""register()/unregister() twice in one bpy session: no error, and nothing of ours left behind."""
+"""register()/unregister() twice in one bpy session: no error, and nothing of ours left behind,
+nothing left running either."""
 from __future__ import annotations
+
+import sys
 
 import pytest
 
@@ -43,3 +46,26 @@ def test_register_and_unregister_twice_leave_nothing_behind():
         assert "SATFORGE_AP_preferences" in registered["classes"]  # known by its bl_idname, not in bpy.types
         satforge.unregister()
         assert _ours() == nothing
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="child processes are listed from /proc")
+def test_unregister_ends_a_running_worker_and_leaves_nothing_running():
+    """A modal run in progress when the add-on goes: its worker, reader threads and timer go too."""
+    from helpers_addon import leftovers
+
+    import satforge
+    from satforge.addon import jobs
+
+    before = leftovers()
+    satforge.register()
+    try:
+        job = jobs.Job("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], None,
+                       on_done=lambda _context, _done: "")
+        job.start(bpy.context)
+        job.timer = bpy.context.window_manager.event_timer_add(0.1)  # as the modal operator's invoke() does
+        assert leftovers()["children"] and leftovers()["threads"]
+    finally:
+        satforge.unregister()
+    assert job.state == jobs.CANCELLED and job.worker.returncode is not None and job.timer is None
+    assert jobs.active() is None and leftovers() == before
+    satforge.unregister()  # a second call (Blender's add-on shutdown after the exit hook) does nothing

@@ -216,7 +216,7 @@ def test_interpreter_check_names_what_is_missing(tmp_path):
 def test_requirements_list_matches_pyproject():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=!~ ]", d)[0].lower().replace("-", "_") for d in deps}
-    import_names = {"pillow": "pil"}
+    import_names = {"pillow": "pil", "scikit_image": "skimage"}
     assert {import_names.get(n, n) for n in names} == {r.lower() for r in interpreter.REQUIREMENTS}
 
 

@@ -2,8 +2,9 @@
 
 layout (indexing, paths, manifest, WorldSpec), inputs (input rasters: whole-file decisions once,
 windowed reads), source (the seeded procedural world), view (what one chunk sees: inputs, procedural
-world and the hand-over between them; who owns which object), chunk (one chunk, every LOD), tileset
-(OGC 3D Tiles 1.1), run (settings, ranges, scheduling, resume).
+world and the hand-over between them; who owns which object), chunk (one chunk, every LOD), surface
+(surfaces seen from above: geometric errors), hlod (upper tiles), tileset (OGC 3D Tiles 1.1), run
+(settings, ranges, scheduling, resume), dask_run (chunks as tasks on a Dask cluster).
 
 Rules this package adds to the "world folder" contract of docs/conventions.md:
 - Chunk (X, Y) covers [X·S, (X+1)·S) east and [Y·S, (Y+1)·S) north of the world origin (the inputs'
@@ -22,6 +23,9 @@ Rules this package adds to the "world folder" contract of docs/conventions.md:
   SHA-256 of each LOD file; only the parent process writes, every file atomically.
 - tileset.json's frame is the world's local frame (x east, y north, z up, metres from the origin;
   identity root transform, no ECEF); the origin's CRS position is in ``asset.extras.georeference`` and
-  ``extras.georeference``. Each chunk is a chain coarsest LOD -> finest, ``refine: REPLACE``, geometric
-  error S/128·2^lod (0 at LOD 0).
+  ``extras.georeference``. Each chunk is a chain coarsest LOD -> finest, ``refine: REPLACE``; above
+  the chunks a quadtree of merged, simplified upper tiles (hlod: ``tiles/hlod/{L}/tile_x{X}_y{Y}.glb``,
+  at most 4 children each) under a root without content. Geometric errors are measured (surface:
+  vertical deviation from the finest, at least a texel), never grow from parent to child, and the
+  root's (the world's size) always refines.
 """

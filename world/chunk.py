@@ -32,6 +32,7 @@ from ..core.texturing import Budget, mesh_unwrap_bake
 from ..exporters.gltf import glb_bytes
 from ..exporters.textures import encode_png
 from .layout import WorldSpec
+from .surface import lod_errors
 from .view import View, open_view
 
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
@@ -45,8 +46,9 @@ class ChunkResult:
     x: int
     y: int
     glbs: list[bytes]        # one per LOD, finest first
-    bounds: list[float]      # LOD 0 min x, y, z, max x, y, z in the chunk frame (z up)
+    bounds: list[float]      # min x, y, z, max x, y, z of every LOD in the chunk frame (z up)
     triangles: int           # over all LODs
+    errors: list[float]      # geometric error of each LOD, metres (world.surface.lod_errors)
 
 
 def terrain_step(spec: WorldSpec) -> float:
@@ -206,12 +208,13 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     if tile is not None:
         scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
     src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, _TerrainImages(spec, view, x, y))
-    glbs, triangles, bounds = [], 0, None
+    glbs, triangles, lods = [], 0, []
     for lod in range(spec.lods):
         textured = _lod(src, lod, threads)
         glbs.append(glb_bytes(textured, encode_png(textured.atlas)))
         triangles += textured.triangle_count
-        if bounds is None:
-            points = np.concatenate([m.vertices for m in textured.meshes])
-            bounds = [*points.min(0).tolist(), *points.max(0).tolist()]
-    return ChunkResult(x, y, glbs, bounds, triangles)
+        lods.append((textured.meshes, textured.atlas))
+    # Every LOD's: a simplified vertex may move past the finest LOD's extent.
+    points = np.concatenate([m.vertices for meshes, _ in lods for m in meshes])
+    bounds = [*points.min(0).tolist(), *points.max(0).tolist()]
+    return ChunkResult(x, y, glbs, bounds, triangles, lod_errors(lods, spec.gsd))

@@ -1,5 +1,6 @@
-"""Make a range of chunks: skip the finished ones, run the rest (in worker processes when asked),
-write each chunk's files, then commit it in the manifest; finally rewrite the tileset.
+"""Make a range of chunks: skip the finished ones, run the rest (in worker processes, or on a Dask
+cluster (dask_run), when asked), write each chunk's files, then commit it in the manifest; finally
+rewrite the tileset.
 
 Only this (parent) process writes: files first (atomically), then the manifest (atomically), so a
 kill at any moment leaves every committed chunk intact and at worst uncommitted files that the next
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.atomic import write_bytes_atomic
 from ..core.contract import INPUT_ROLES, MANIFEST, TILESET, chunk_committed, chunk_key, tile_path
@@ -34,7 +36,10 @@ from .layout import (
     sha256,
     write_if_changed,
 )
-from .tileset import tileset_bytes
+from .tileset import write_tileset
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 def parse_tiles(text: str) -> list[tuple[int, int]]:
@@ -132,9 +137,9 @@ def check_spec(spec: WorldSpec) -> None:
         raise InputError("band", f"{spec.band} m is narrower than the largest object", "widen it")
 
 
-def _single_threaded() -> None:
+def single_threaded() -> None:
     """Worker initializer: one torch thread per worker (the bake gets threads=1), so N workers
-    keep N cores busy instead of fighting over them."""
+    keep N cores busy instead of fighting over them (Dask tasks call it too)."""
     import torch
 
     torch.set_num_threads(1)
@@ -148,12 +153,18 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 
 def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]],
-             workers: int) -> Iterator[ChunkResult]:
-    """Chunk results as they finish; at most 2 per worker in flight."""
+             workers: int, client: Client | None) -> Iterator[ChunkResult]:
+    """Chunk results as they finish (on the Dask cluster of ``client`` when given); at most 2 per
+    worker in flight."""
+    if client is not None:
+        from .dask_run import dask_results  # Dask is an optional extra
+
+        yield from dask_results(client, spec, preset, todo)
+        return
     if workers <= 1:
         yield from (make_chunk(spec, preset, x, y) for x, y in todo)
         return
-    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_single_threaded) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=single_threaded) as pool:
         pending: set[Future] = set()
         queue = iter(todo)
         for x, y in queue:
@@ -174,15 +185,17 @@ def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
     for lod, data in enumerate(result.glbs):
         path = tile_path(lod, result.x, result.y)
         write_bytes_atomic(out / path, data)
-        files.append({"lod": lod, "path": path, "sha256": sha256(data), "bytes": len(data)})
+        files.append({"lod": lod, "path": path, "sha256": sha256(data), "bytes": len(data),
+                      "error": result.errors[lod]})
     manifest["chunks"][chunk_key(result.x, result.y)] = {
         "x": result.x, "y": result.y, "bounds": [round(b, 4) for b in result.bounds], "files": files}
     write_bytes_atomic(out / MANIFEST, manifest_bytes(manifest))  # the commit point
 
 
 def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple[int, int]],
-              workers: int, progress: Progress) -> dict:
-    """Make every chunk of ``chunks`` not already in ``out``; returns a report."""
+              workers: int, progress: Progress, client: Client | None = None) -> dict:
+    """Make every chunk of ``chunks`` not already in ``out``, on the Dask cluster of ``client``
+    when given (``dask_run.connect``), else in ``workers`` local processes; returns a report."""
     check_spec(spec)
     start = time.perf_counter()
     manifest = read_manifest(out, spec)
@@ -192,13 +205,13 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
     progress.begin("world")
     triangles = 0
-    for done, result in enumerate(_results(spec, preset, todo, workers), 1):
+    for done, result in enumerate(_results(spec, preset, todo, workers, client), 1):
         _commit(out, manifest, result)
         triangles += result.triangles
         progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
     progress.end("world")
     write_if_changed(out / MANIFEST, manifest_bytes(manifest))
-    write_if_changed(out / TILESET, tileset_bytes(spec, manifest))
+    write_tileset(out, spec, manifest)
     seconds = round(time.perf_counter() - start, 3)
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
             "triangles": {"total": triangles}, "chunks": {"made": len(todo), "skipped": len(chunks) - len(todo)},

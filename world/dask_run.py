@@ -1,0 +1,127 @@
+"""Chunks as tasks on a Dask cluster (``satforge world --scheduler``), for worlds made on many machines.
+
+Workers only compute: each task returns a ``ChunkResult`` (every LOD's GLB bytes), and this process
+(the driver) writes the files and commits the manifest exactly as with local workers. So no shared
+filesystem is needed and the manifest stays the one commit point. A task is keyed by chunk and world
+and each finished key is committed once; the scheduler reruns the tasks of a lost worker elsewhere
+(up to its ``allowed-failures``), and ``RETRIES`` covers transient failures inside a task. Workers
+read input rasters themselves, so every worker needs them at the paths the driver was given.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..core.errors import InputError
+from ..core.presets import Preset
+from .chunk import ChunkResult, make_chunk
+from .layout import WorldSpec
+from .run import single_threaded
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+LOCAL = "local"
+CONNECT_TIMEOUT_S = 5    # an unreachable scheduler is reported after this long
+IN_FLIGHT_PER_THREAD = 2  # as with local workers: the next task is queued, memory stays bounded
+RETRIES = 2              # a task that raised (e.g. a network share hiccup) is run again this often
+
+
+class WorkerVersionError(Exception):
+    """A worker runs another satforge than the driver: its chunks could differ from the world's."""
+
+
+def scheduler_address(given: str | None) -> str | None:
+    """``--scheduler``, else Dask's own DASK_SCHEDULER_ADDRESS; None: local worker processes."""
+    return given or os.environ.get(ADDRESS_ENV) or None
+
+
+@contextmanager
+def connect(address: str, workers: int) -> Iterator[Client]:
+    """A client of the scheduler at ``address``, or of a new LocalCluster of ``workers`` processes
+    (one thread each) for "local"; every worker already there runs this satforge."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--scheduler", "Dask is not installed",
+                         "pip install 'dask[distributed]' (satforge's dask extra)") from None
+    if address == LOCAL:
+        # The scheduler's HTTP server (dashboard) on a free port: Dask's default, 8787, may be taken.
+        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster, \
+                Client(cluster, set_as_default=False) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, ValueError) as err:
+        raise InputError("--scheduler", f"no Dask scheduler reachable at {address} ({err})",
+                         "start one with 'dask scheduler' and pass its tcp://HOST:8786, "
+                         "or use --scheduler local") from None
+    with client:
+        _check_versions(client)
+        yield client
+
+
+def _version() -> str:
+    return __version__
+
+
+def _check_versions(client: Client) -> None:
+    """Refuse a cluster where a worker runs another satforge (or none): checked once here for the
+    workers present; a worker joining later is refused by its first task (``_chunk``)."""
+    for worker, found in sorted(client.run(_version, on_error="return").items()):
+        if isinstance(found, BaseException):
+            raise InputError("--scheduler", f"worker {worker} cannot run satforge ({found})",
+                             f"install satforge {__version__} with its [dask] extra on every worker")
+        if found != __version__:
+            raise InputError("--scheduler", f"worker {worker} runs satforge {found}, this process {__version__}",
+                             f"install satforge {__version__} on every worker")
+
+
+def _chunk(version: str, spec: WorldSpec, preset: Preset, x: int, y: int) -> ChunkResult:
+    """One chunk on a worker, with one torch thread per task as local workers have."""
+    if version != __version__:
+        raise WorkerVersionError(f"a worker runs satforge {__version__}, this process {version}")
+    single_threaded()
+    return make_chunk(spec, preset, x, y, 1)
+
+
+def _slots(client: Client) -> int:
+    """Tasks kept in flight: two per worker thread, counted again as workers come and go."""
+    return IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+
+
+def _result(future: Future) -> ChunkResult:
+    try:
+        return future.result()
+    except WorkerVersionError as err:
+        raise InputError("--scheduler", str(err), f"install satforge {__version__} on every worker") from None
+
+
+def dask_results(client: Client, spec: WorldSpec, preset: Preset,
+                 todo: list[tuple[int, int]]) -> Iterator[ChunkResult]:
+    """Chunk results as they finish on the cluster; at most ``_slots`` tasks in flight."""
+    from dask.base import tokenize
+    from distributed import as_completed
+
+    # The world's token in every key: two worlds on one scheduler never share a task, and a chunk
+    # resubmitted by the same world (same bytes) may.
+    world = tokenize(__version__, spec, preset)
+    queue = iter(todo)
+
+    def submit(x: int, y: int) -> Future:
+        return client.submit(_chunk, __version__, spec, preset, x, y, key=f"satforge-chunk-x{x}-y{y}-{world}",
+                             retries=RETRIES)
+
+    finished = as_completed([submit(x, y) for x, y in itertools.islice(queue, _slots(client))], loop=client.loop)
+    for future in finished:
+        result = _result(future)
+        # Refill before the driver writes this result, so the workers never wait on the disk.
+        for x, y in itertools.islice(queue, max(0, _slots(client) - finished.count())):
+            finished.add(submit(x, y))
+        yield result
