@@ -46,8 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--preset", default="game", help=f"{' | '.join(available_presets())} or a .toml file")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--formats", default="glb", help="comma list of glb, gltf, obj")
-    gen.add_argument("--generator", default="default", help="default (no weights) or rs3dada (learned heights "
-                     "and land cover where --height / --semantic are not given)")
+    gen.add_argument("--generator", default="default", help=_generators_help())
     _weights_arguments(gen)
     gen.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     gen.add_argument("--progress", choices=["bar", "json", "none"], default=None,
@@ -64,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     _estimate_parser(sub)
     _weights_parser(sub)
     return parser
+
+
+def _generators_help() -> str:
+    from .core.contract import GENERATORS
+
+    return "; ".join(f"{name}: {description}" for name, (_, description) in GENERATORS.items())
 
 
 def _weights_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,8 +131,7 @@ def _world_parser(sub) -> None:
     world.add_argument("--seed", type=int, help="default 0")
     world.add_argument("--preset", help="game | twin | a .toml file (default game); an existing world keeps "
                        "the preset values it was made with")
-    world.add_argument("--generator", help="a chunk-safe generator: default, or rs3dada (learned heights and "
-                       "land cover for each window's photo)")
+    world.add_argument("--generator", help=f"a chunk-safe generator (default: default). {_generators_help()}")
     _weights_arguments(world)
     world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes (with "
                        "--scheduler local: the LocalCluster's; a remote scheduler has its own workers)")

@@ -79,7 +79,9 @@ def chunk_key(x: int, y: int) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """SHA-256 of a file, read in blocks (weights files are over a gigabyte)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_world_manifest(world_dir: Path) -> dict | None:

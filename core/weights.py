@@ -12,7 +12,6 @@ Loading never runs code from a file: pickles go through ``torch.load(weights_onl
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 import zipfile
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .contract import sha256_file
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def list_weights() -> list[dict]:
         rows.append({
             "name": w.name, "group": w.group, "source": w.source, "revision": w.revision, "pinned": w.pinned,
             "size": w.size_bytes, "licence": w.licence, "present": path is not None,
-            "path": str(path) if path else None, "sha256": file_sha256(path) if path else None,
+            "path": str(path) if path else None, "sha256": sha256_file(path) if path else None,
         })
     return rows
 
@@ -188,11 +188,6 @@ def fetch_weights(name: str, progress: ProgressFn | None = None) -> list[Path]:
         _check_published(w, path)
         paths.append(path)
     return paths
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_state_dict(path: Path | str, subject: str | None = None) -> dict[str, Tensor]:
@@ -270,7 +265,7 @@ def _check_published(w: KnownWeights, path: Path) -> None:
     size = path.stat().st_size
     if w.size_bytes is not None and size != w.size_bytes:
         raise InputError(str(path), f"{w.name} has {size} bytes, the published file {w.size_bytes}", fix)
-    if w.sha256 is not None and file_sha256(path) != w.sha256:
+    if w.sha256 is not None and sha256_file(path) != w.sha256:
         raise InputError(str(path), f"{w.name} does not match the published sha256 {w.sha256}", fix)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from satforge.core import weights
+from satforge.core.contract import sha256_file
 
 
 def fake_hub_cache(root: Path, repo: str, revision: str, files: dict[str, Path]) -> Path:
@@ -18,7 +19,7 @@ def fake_hub_cache(root: Path, repo: str, revision: str, files: dict[str, Path])
     snapshot.mkdir(parents=True, exist_ok=True)
     (folder / "blobs").mkdir(exist_ok=True)
     for name, source in files.items():
-        blob = folder / "blobs" / weights.file_sha256(source)
+        blob = folder / "blobs" / sha256_file(source)
         blob.write_bytes(source.read_bytes())
         (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
         (snapshot / name).symlink_to(os.path.relpath(blob, (snapshot / name).parent))

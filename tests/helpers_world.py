@@ -8,6 +8,18 @@ import numpy as np
 import pygltflib
 from topdown import TopView, load_glb_meshes, render_top_view
 
+# The small procedural world the world tests share: 64 m chunks, 2 LODs.
+S, LODS = 64, 2
+ARGS = ["--chunk-size", str(S), "--lods", str(LODS), "--seed", "19", "--progress", "none"]
+
+
+def make_world(out: Path, tiles: str) -> Path:
+    """``satforge world`` with ARGS over ``tiles`` (X0:X1,Y0:Y1) into ``out``."""
+    from satforge.cli import main
+
+    assert main(["world", "--out", str(out), "--tiles", tiles, *ARGS]) == 0
+    return out
+
 
 def tiles(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("tiles/*/*.glb"))}

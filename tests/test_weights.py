@@ -14,6 +14,7 @@ from helpers_hub import fake_hub_cache, offline_hub_cache
 from helpers_rs3dada import TINY, save_state_dict, tiny_model
 
 from satforge.core import weights
+from satforge.core.contract import sha256_file
 from satforge.core.errors import InputError
 from satforge.core.generators.rs3dada.model import RS3DAdaConfig, build_rs3dada, load_rs3dada
 from satforge.core.generators.rs3dada.tiled import estimate
@@ -93,7 +94,7 @@ def test_default_weights_come_from_the_cache_and_are_listed(tmp_path, offline_hu
     assert set(rows) == {"rs3dada-height", "rs3dada-seg"}
     for name, row in rows.items():
         assert row["present"] and row["licence"] == "MIT" and row["source"].startswith("hf:JTRNEO/RS3DAda@")
-        assert row["sha256"] == weights.file_sha256(tmp_path / known[name].filename)
+        assert row["sha256"] == sha256_file(tmp_path / known[name].filename)
     # A cached file that is not the published one is refused by fetch (it checks size and sha256).
     with pytest.raises(InputError, match=r"rs3dada-height has .* bytes, the published file 1466477172"):
         weights.fetch_weights("rs3dada-height")

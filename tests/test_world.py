@@ -13,22 +13,14 @@ from pathlib import Path
 import pygltflib
 import pytest
 from helpers_validate import assert_valid_gltf
-from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
+from helpers_world import ARGS, LODS, S, assert_borders_identical, make_world, seam_contrast, tiles, top_view
 
 from satforge.cli import main
-
-S, LODS = 64, 2
-ARGS = ["--chunk-size", str(S), "--lods", str(LODS), "--seed", "19", "--progress", "none"]
-
-
-def _world(out: Path, tiles: str) -> Path:
-    assert main(["world", "--out", str(out), "--tiles", tiles, *ARGS]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    return _world(tmp_path_factory.mktemp("world") / "w", "0:1,0:1")
+    return make_world(tmp_path_factory.mktemp("world") / "w", "0:1,0:1")
 
 
 @pytest.mark.parametrize("lod", range(LODS))
@@ -53,7 +45,7 @@ def test_lods_halve_triangles(world):
 
 
 def test_chunk_alone_equals_chunk_in_a_larger_run(world, tmp_path):
-    alone = _world(tmp_path / "alone", "1:1,1:1")
+    alone = make_world(tmp_path / "alone", "1:1,1:1")
     for lod in range(LODS):
         name = f"tiles/{lod}/tile_x1_y1.glb"
         assert (alone / name).read_bytes() == (world / name).read_bytes()
@@ -98,7 +90,7 @@ def test_tileset_structure(world):
 
 def test_same_range_twice_does_nothing(world):
     before = {p: p.stat().st_mtime_ns for p in world.rglob("*") if p.is_file()}
-    _world(world, "0:1,0:1")
+    make_world(world, "0:1,0:1")
     assert {p: p.stat().st_mtime_ns for p in world.rglob("*") if p.is_file()} == before
 
 
@@ -114,7 +106,7 @@ def test_resume_after_kill_matches_uninterrupted_run(world, tmp_path):
     proc.wait()
     committed = json.loads((out / "manifest.json").read_text())["chunks"]
     assert 1 <= len(committed) < 4, "the kill should land mid-run"
-    _world(out, "0:1,0:1")
+    make_world(out, "0:1,0:1")
     assert tiles(out) == tiles(world)
     assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
     assert not list(out.rglob("*.part"))

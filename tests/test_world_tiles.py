@@ -14,27 +14,18 @@ import pytest
 from helpers_tileset import check_tileset, whole_world_view
 from helpers_validate import assert_valid_gltf
 from helpers_viewer import assert_drawn, served, view
-from helpers_world import assert_borders_identical, tiles
+from helpers_world import LODS, S, assert_borders_identical, make_world, tiles
 from topdown import render_top_view
 
-from satforge.cli import main
 from satforge.core.contract import HLOD_INDEX, chunk_key, hlod_path, tile_path
 from satforge.world import hlod
 from satforge.world.layout import WorldSpec
 from satforge.world.tileset import tileset
 
-S, LODS = 64, 2
-ARGS = ["--chunk-size", str(S), "--lods", str(LODS), "--seed", "19", "--progress", "none"]
-
-
-def _world(out: Path, tiles: str) -> Path:
-    assert main(["world", "--out", str(out), "--tiles", tiles, *ARGS]) == 0
-    return out
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    return _world(tmp_path_factory.mktemp("tiles") / "w", "0:2,0:2")
+    return make_world(tmp_path_factory.mktemp("tiles") / "w", "0:2,0:2")
 
 
 def _doc(world: Path) -> dict:
@@ -117,7 +108,7 @@ def test_an_upper_tile_looks_like_its_chunks_from_above(world):
 def test_extending_rebuilds_only_the_new_chunks_ancestors(world, tmp_path):
     out = shutil.copytree(world, tmp_path / "w")
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.glb")}
-    _world(out, "3:3,0:0")
+    make_world(out, "3:3,0:0")
     changed = {str(p.relative_to(out)) for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed == {hlod_path(1, 1, 0)}, changed
     assert check_tileset(out / "tileset.json") == []
@@ -127,7 +118,7 @@ def test_extending_rebuilds_only_the_new_chunks_ancestors(world, tmp_path):
 def test_upper_tiles_rebuild_byte_for_byte(world, tmp_path):
     out = shutil.copytree(world, tmp_path / "w")
     shutil.rmtree(out / "tiles" / "hlod")
-    _world(out, "0:2,0:2")
+    make_world(out, "0:2,0:2")
     assert {p.name: p.read_bytes() for p in out.rglob("hlod/*/*.glb")} == \
         {p.name: p.read_bytes() for p in world.rglob("hlod/*/*.glb")}
     assert (out / "tileset.json").read_bytes() == (world / "tileset.json").read_bytes()

@@ -216,6 +216,8 @@ def lod_errors(lods: list[tuple[list[TexturedMesh], np.ndarray]], spacing: float
     """Geometric error of each LOD (meshes, atlas) of one chunk, finest first: 0 for the finest,
     which has no children; for a coarser LOD its vertical deviation from the finest, sampled every
     ``spacing`` metres, and at least one texel of its ground texture."""
+    if len(lods) == 1:  # nothing to compare with: skip rasterising the finest LOD
+        return [0.0]
     grid = footprint([m for meshes, _ in lods for m in meshes], spacing)
     finest = heights(triangles(lods[0][0]), grid)
     return [0.0] + [ceil_mm(max(vertical_deviation(finest, heights(triangles(meshes), grid)),

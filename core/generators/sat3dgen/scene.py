@@ -49,7 +49,7 @@ def volume_scene_parts(tile: Tile, volume: Volume, classes: np.ndarray) -> tuple
     at = tuple(coords.T)
     voxels = SparseVoxels(coords=coords, size=size, origin=origin, colour=to_u8(volume.colour[at]),
                           class_id=_voxel_class(kind[at], column_class[at[:2]], tile.scheme), kind=kind[at],
-                          normal=_normals(volume.density)[at])
+                          normal=_normals_at(volume.density, coords))
     exposed = occupied[at] & ~ndimage.binary_erosion(occupied, _SIX, border_value=0)[at]
     tops = _top_splats(tile, kind, column_class, origin[2], size)
     return voxels, Splats.concat([tops, _side_splats(voxels, exposed)])
@@ -59,15 +59,24 @@ def heights_above_ground(volume: Volume) -> np.ndarray:
     """(ny, nx) float32 metres from the ground to the top of each column (row 0 north): the volume's
     own nDSM, for classifying land cover when nothing else says what is where."""
     occupied, ground_k = _occupancy(volume.density, volume.iso)
-    top = occupied.shape[2] - 1 - np.argmax(occupied[..., ::-1], -1)
-    return np.ascontiguousarray(((top - ground_k) * volume.voxel_size).astype(np.float32).T[::-1])
+    return _north_up(((_column_tops(occupied) - ground_k) * volume.voxel_size).astype(np.float32))
+
+
+def _north_up(a: np.ndarray) -> np.ndarray:
+    """(nx, ny, ...) volume columns -> (ny, nx, ...) raster, row 0 north."""
+    return np.ascontiguousarray(a.swapaxes(0, 1)[::-1])
+
+
+def _column_tops(occupied: np.ndarray) -> np.ndarray:
+    """(nx, ny) z index of each column's highest occupied cell (nz - 1 where the column is empty)."""
+    return occupied.shape[2] - 1 - np.argmax(occupied[..., ::-1], -1)
 
 
 def _occupancy(density: np.ndarray, iso: float) -> tuple[np.ndarray, int]:
     """(occupied cells cut at the floor, with ground slabs where empty; ground level index)."""
     occupied = density >= iso
     filled = occupied.any(-1)
-    top = np.where(filled, occupied.shape[2] - 1 - np.argmax(occupied[..., ::-1], -1), 0)
+    top = np.where(filled, _column_tops(occupied), 0)
     ground_k = int(np.percentile(top[filled], GROUND_PERCENTILE)) if filled.any() else FLOOR_VOXELS
     floor = max(ground_k - FLOOR_VOXELS, 0)
     occupied[..., :floor] = False
@@ -106,12 +115,23 @@ def _shell(kind: np.ndarray) -> np.ndarray:
     return shell
 
 
-def _normals(density: np.ndarray) -> np.ndarray:
-    """(nx, ny, nz, 3) float32 unit outward normals: down the smoothed density's gradient."""
-    gx, gy, gz = np.gradient(ndimage.gaussian_filter(density.astype(np.float32), 1.0))
-    n = -np.stack([gx, gy, gz], -1)
+def _normals_at(density: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 unit outward normals at cells ``coords``: down the smoothed density's gradient,
+    by central differences (one-sided at the grid's faces, as np.gradient takes them), computed only
+    where asked instead of as three more volumes."""
+    smooth = ndimage.gaussian_filter(density.astype(np.float32), 1.0)
+    n = -np.stack([_gradient_at(smooth, coords, axis) for axis in range(3)], -1)
     length = np.linalg.norm(n, axis=-1, keepdims=True)
     return np.where(length > 1e-9, n / np.maximum(length, 1e-9), [0, 0, 1]).astype(np.float32)
+
+
+def _gradient_at(field: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+    """d field / d axis at ``coords`` (cell units): (f[i+1] - f[i-1]) / 2 inside, one-sided at the ends."""
+    last = field.shape[axis] - 1
+    i = coords[:, axis]
+    lo, hi = np.maximum(i - 1, 0), np.minimum(i + 1, last)
+    at = lambda index: field[tuple(index if a == axis else coords[:, a] for a in range(3))]
+    return (at(hi) - at(lo)) / np.where((i == 0) | (i == last), np.float32(1), np.float32(2))
 
 
 def _column_normals(z: np.ndarray, size: float) -> np.ndarray:
@@ -128,17 +148,12 @@ def _column_normals(z: np.ndarray, size: float) -> np.ndarray:
 
 def _top_splats(tile: Tile, kind: np.ndarray, column_class: np.ndarray, z0: float, size: float) -> Splats:
     """The orthophoto on the highest surface of every column, one surfel per photo pixel."""
-    nz = kind.shape[2]
-    k_top = nz - 1 - np.argmax((kind > 0)[..., ::-1], -1)
+    k_top = _column_tops(kind > 0)
     top_kind = np.take_along_axis(kind, k_top[..., None], -1)[..., 0]
     z = z0 + (k_top + 1) * size
-
-    def north_up(a: np.ndarray) -> np.ndarray:  # (nx, ny, ...) -> (ny, nx, ...), row 0 north
-        return np.ascontiguousarray(a.swapaxes(0, 1)[::-1])
-
-    top = TopSurface(z=north_up(z).astype(np.float32), kind=north_up(top_kind),
-                     class_id=north_up(_voxel_class(top_kind, column_class, tile.scheme)),
-                     normal=north_up(_column_normals(z, size)), gsd=size)
+    top = TopSurface(z=_north_up(z).astype(np.float32), kind=_north_up(top_kind),
+                     class_id=_north_up(_voxel_class(top_kind, column_class, tile.scheme)),
+                     normal=_north_up(_column_normals(z, size)), gsd=size)
     return top_surfels(top, tile.rgb, tile.image_valid)
 
 
