@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .core.errors import InputError
+from .core.contract import INPUT_ROLES, MAX_CHUNKS_PER_RUN
+from .core.errors import USER_ERRNOS, InputError, os_error
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
 
@@ -138,29 +139,50 @@ def _world_parser(sub) -> None:
     world.add_argument("--scheduler", metavar="ADDRESS", help="make the chunks on a Dask cluster: "
                        "tcp://HOST:8786, or local (default: $DASK_SCHEDULER_ADDRESS, else local processes; "
                        "needs satforge[dask])")
+    world.add_argument("--wait", type=float, metavar="SECONDS", help="when another run is writing this world, "
+                       "wait at most this long for it (default: until it is done; 0: refuse at once)")
+    world.add_argument("--max-chunks", type=int, default=MAX_CHUNKS_PER_RUN, metavar="N",
+                       help=f"refuse --tiles ranges of more chunks than this (default {MAX_CHUNKS_PER_RUN}, "
+                       "64 x 64: hours of work)")
     world.add_argument("--progress", choices=["bar", "json", "none"], default=None)
 
 
 def _run_world(args: argparse.Namespace, progress) -> dict:
-    from .core.inputs import InputFiles
+    from .core.inputs import InputFiles, check_files
+    from .core.output_dir import check_out_dir
     from .world.dask_run import connect, scheduler_address
+    from .world.lock import world_lock
     from .world.run import parse_tiles, run_world, world_settings
 
     if args.workers < 1:
         raise InputError("--workers", f"{args.workers} workers", "use 1 or more")
-    tiles = parse_tiles(args.tiles)
+    if args.wait is not None and not args.wait >= 0:
+        raise InputError("--wait", f"{args.wait} seconds", "use 0 or more seconds")
+    tiles = parse_tiles(args.tiles, args.max_chunks)
     files = InputFiles(rgb=args.rgb, height=args.height, dtm=args.dtm, semantic=args.semantic,
                        palette=args.palette or "openearthmap", gsd=args.input_gsd, gsd_flag="--input-gsd")
+    if any(getattr(files, role) is not None for role in INPUT_ROLES):
+        check_files(files)
+    check_out_dir(args.out)
     options = {"gsd": args.gsd, "chunk_size": args.chunk_size, "lods": args.lods, "seed": args.seed,
                "preset": args.preset, "palette": args.palette, "generator": args.generator,
                "weights": _weights_sources(args) or None}
-    spec, preset = world_settings(args.out, files, options)
     address = scheduler_address(args.scheduler)
-    if address is None:
-        return run_world(args.out, spec, preset, tiles, args.workers, progress)
-    # Connected before run_world writes anything: an unreachable cluster leaves no trace.
-    with connect(address, args.workers) as client:
-        return run_world(args.out, spec, preset, tiles, args.workers, progress, client)
+    def waiting(holder: str) -> None:
+        message = f"waiting for the other run writing this world ({holder})"
+        if progress.mode == "json":
+            progress.update(0.0, message)
+        elif progress.mode == "bar":
+            print(f"satforge: {message}", file=sys.stderr)
+
+    # Settings are read under the lock: a run that waited sees the world the other run left.
+    with world_lock(args.out, args.wait, waiting):
+        spec, preset = world_settings(args.out, files, options)
+        if address is None:
+            return run_world(args.out, spec, preset, tiles, args.workers, progress)
+        # Connected before run_world writes anything: an unreachable cluster leaves no trace.
+        with connect(address, args.workers) as client:
+            return run_world(args.out, spec, preset, tiles, args.workers, progress, client)
 
 
 def _formats(text: str) -> list[str]:
@@ -257,7 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(_joined_ranges(sys.argv[1:] if argv is None else list(argv)))
         mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
         progress = Progress(mode)
-        report = _run(args, progress)
+        try:
+            report = _run(args, progress)
+        except OSError as err:
+            if err.errno not in USER_ERRNOS:
+                raise
+            raise os_error(err, getattr(args, "out", None)) from None
     except InputError as err:
         if progress is not None:
             progress.finish("error", message=str(err))

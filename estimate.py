@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .core.atomic import atomic_path
 from .core.contract import REPORT
 from .core.errors import InputError
 from .core.inputs.grid import place
 from .core.inputs.raster import Raster, north_up, open_raster, read
 from .core.inputs.rules import check_orthophoto, declared_valid, fourth_band_is_nir, scale, value_range
+from .core.output_dir import check_out_dir, staged_folder
 from .core.progress import Progress, peak_rss_mb
 
 NDSM, CLASSES = "ndsm.tif", "classes.tif"
@@ -64,6 +63,7 @@ def run_estimate(job: EstimateJob, progress: Progress) -> dict:
     from .core.generators.base import resolve_device
 
     start = time.perf_counter()
+    check_out_dir(job.out_dir)
     progress.begin("read")
     raster = open_raster("rgb", job.rgb, MAX_PIXELS)
     pixels = photo_pixels(raster)
@@ -148,13 +148,8 @@ def _geotiff(r: Raster, band: np.ndarray, description: str) -> Writer:
 
 
 def _write_all(out_dir: Path, files: dict[str, Writer], report: dict) -> None:
-    """Every file to a temporary sibling, then all renamed, the report last."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError("--out", f"cannot create {out_dir} ({exc.strerror})", "pass a writable folder") from None
-    with ExitStack() as stack:
-        temps = {name: stack.enter_context(atomic_path(out_dir / name)) for name in (REPORT, *files)}
+    """Every file and the report, committed all at once."""
+    with staged_folder(out_dir, replaces=(NDSM, CLASSES, DENSITY, COLOUR, REPORT)) as stage:
         for name, write in files.items():
-            write(temps[name])
-        temps[REPORT].write_text(json.dumps(report, indent=2) + "\n")
+            write(stage / name)
+        (stage / REPORT).write_text(json.dumps(report, indent=2) + "\n")

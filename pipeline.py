@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .core.atomic import write_bytes_atomic
-from .core.contract import OUTPUT_STEM, REPORT
-from .core.inputs import InputFiles, load_tile
+from .core.contract import OUTPUT_STEM, REPORT, RESULT_FILES
+from .core.inputs import InputFiles, check_files, load_tile
+from .core.output_dir import check_out_dir, staged_folder
 from .core.presets import Preset
 from .core.progress import Progress, peak_rss_mb
 from .core.scene import Scene
 from .core.schemes import get_scheme
-from .exporters import export_scene
+from .exporters import write_scene_files
 
 
 @dataclass
@@ -56,27 +56,29 @@ def _stage(report: Report, progress: Progress, name: str, work: Callable[[], obj
 
 
 def run_generate(job: GenerateJob, progress: Progress) -> Report:
-    """Run every stage; raises core.errors.InputError for user mistakes before writing anything."""
+    """Run every stage; raises core.errors.InputError for user mistakes before writing anything.
+    The files, scene.npz and report.json included, are committed all at once (``staged_folder``)."""
     from .core.generators import GenerateSettings, available_generators, get_generator
 
     report = Report()
     if job.generator not in available_generators():
         get_generator(job.generator)  # raises the one-line error naming the choices
+    check_files(job.files)
+    check_out_dir(job.out_dir)
     tile = _stage(report, progress, "read", lambda: load_tile(job.files))
     generator = get_generator(job.generator)  # imports torch: only once the inputs are known good
     settings = GenerateSettings(seed=job.seed, device=job.device, weights=job.weights)
     scene: Scene = _stage(report, progress, "generate",
                           lambda: generator.generate(tile, settings, progress.update))
-    if job.save_scene:
-        scene.save(job.out_dir / f"{OUTPUT_STEM}.npz")
     report.data["inputs"] = tile.sources
-    _convert_and_export(scene, job.preset, job.out_dir, job.formats, report, progress)
+    _convert_and_export(scene, job.preset, job.out_dir, job.formats, report, progress, job.save_scene)
     return report
 
 
 def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequence[str],
                 progress: Progress) -> Report:
     """The second half on its own: a saved scene.npz -> files."""
+    check_out_dir(out_dir)
     report = Report()
     scene = _stage(report, progress, "read", lambda: Scene.load(scene_path))
     report.data["inputs"] = {"scene": str(scene_path)}
@@ -85,9 +87,19 @@ def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequen
 
 
 def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Sequence[str],
-                        report: Report, progress: Progress) -> None:
+                        report: Report, progress: Progress, save_scene: bool = False) -> None:
+    """Mesh, unwrap, bake; then the files, the scene.npz when asked and the report, all at once."""
     textured = convert_scene(scene, preset, report, progress)
-    paths = _stage(report, progress, "export", lambda: export_scene(textured, out_dir, OUTPUT_STEM, formats))
+    with staged_folder(out_dir, replaces=RESULT_FILES) as stage:
+        extra = [f"{OUTPUT_STEM}.npz"] if save_scene else []
+        if save_scene:
+            scene.save(stage / extra[0])
+        paths = _stage(report, progress, "export", lambda: write_scene_files(textured, stage, OUTPUT_STEM, formats))
+        _write_report(stage / REPORT, scene, textured, preset, paths, [*extra, REPORT], report)
+
+
+def _write_report(path: Path, scene: Scene, textured, preset: Preset, paths: dict[str, list[Path]],
+                  extra: Sequence[str], report: Report) -> None:
     report.data.update({
         "estimated": scene.provenance, "generator": scene.generator, "seed": scene.seed,
         "preset": preset.name,
@@ -97,9 +109,9 @@ def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Se
                       "total": textured.triangle_count},
         "texture": {"width": int(textured.atlas.shape[1]), "height": int(textured.atlas.shape[0]),
                     "texels_per_metre": textured.extras["texels_per_metre"]},
-        "outputs": sorted({p.name for ps in paths.values() for p in ps}) + [REPORT],
+        "outputs": sorted({p.name for ps in paths.values() for p in ps}) + list(extra),
     })
-    write_bytes_atomic(out_dir / REPORT, json.dumps(report.to_dict(), indent=2).encode())
+    path.write_bytes(json.dumps(report.to_dict(), indent=2).encode())
 
 
 def convert_scene(scene: Scene, preset: Preset, report: Report, progress: Progress):

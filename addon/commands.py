@@ -31,6 +31,7 @@ def worker_env(base: dict | None = None) -> dict:
         parts = [str(PACKAGE_DIR.parent)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(parts)
     env["PYTHONUNBUFFERED"] = "1"  # progress lines must arrive as they are printed
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash in a native library prints where it happened
     return env
 
 

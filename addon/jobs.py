@@ -7,6 +7,7 @@ polling loop (:func:`run_sync`). Every bpy call happens here, on the main thread
 another thread may do is :meth:`Job.request_cancel`.
 """
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Optional
 import bpy
 
 from . import datablocks
-from .worker import Worker, failure_message
+from .worker import Worker, crash_message, crash_signal, failure_message
 
 RUNNING, FINISHED, FAILED, CANCELLED = "RUNNING", "FINISHED", "FAILED", "CANCELLED"
 POLL_S = 0.05  # the synchronous loop's sleep; the modal timer uses its own interval
@@ -49,6 +50,7 @@ class Job:
         self._cancel = threading.Event()
         self._done: dict | None = None
         self._error: dict | None = None
+        self.crashes: list[str] = []  # what each crashed run said (see _restart_after_crash)
 
     # --- any thread ---------------------------------------------------------------------------
     def request_cancel(self) -> None:
@@ -83,7 +85,25 @@ class Job:
             return RUNNING
         if self.worker.returncode == 0 and self._done is not None:
             return self._import(context)
+        if crash_signal(self.worker) and not self.crashes:
+            return self._restart_after_crash(context)
         return self._end(context, FAILED, failure_message(self.worker, self._error))
+
+    def _restart_after_crash(self, context) -> str:
+        """Run the same command once more after a crash of native code: rare crashes do not cost
+        the user the run, and both commands keep what was done (world chunks) or replace all at
+        once (generate). A second crash is reported."""
+        self.crashes.append(crash_message(self.worker))
+        print(f"{self.crashes[-1]}; running it again", file=sys.stderr)
+        self.worker.close()
+        self._done = self._error = None
+        self.status = f"{self.title}: restarting after a crash"
+        try:
+            self.worker = Worker(self.argv, self.env)
+        except OSError as exc:
+            return self._end(context, FAILED, f"satforge: error: cannot start {self.argv[0]}: {exc}")
+        _show(context, self)
+        return RUNNING
 
     def cancel(self, context) -> str:
         self.request_cancel()
@@ -114,6 +134,8 @@ class Job:
             datablocks.remove_new(before)
             return self._end(context, FAILED, f"satforge: error: importing the result failed: {exc}")
         self.progress = 1.0
+        if self.crashes:
+            message += f" (run twice: {self.crashes[0]})"
         return self._end(context, FINISHED, message)
 
     def _end(self, context, state: str, message: str, kill: bool = False) -> str:

@@ -9,8 +9,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..core.contract import FEATURE_IDS
 from ..core.contract import PRESET_FIELDS as FIELDS
+from ..core.contract import preset_problem
 from . import paths
 from .commands import PACKAGE_DIR
 
@@ -64,9 +64,9 @@ def load(identifier: str) -> dict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: invalid preset file ({exc})") from None
-    missing = [key for key in FIELDS if key not in data]
-    if missing:
-        raise ValueError(f"{path}: preset lacks {', '.join(missing)} (compare with presets/game.toml)")
+    problem = preset_problem(data)
+    if problem:
+        raise ValueError(f"{path}: {problem[0]} ({problem[1]})")
     return {key: data[key] for key in FIELDS}
 
 
@@ -103,8 +103,9 @@ def save(values: dict) -> Path:
         raise ValueError(f"preset name {name!r}: use letters, digits, '-' and '_' (at most 63)")
     if name in builtin_names():
         raise ValueError(f"preset name {name!r} is a shipped preset: choose another name")
-    if values.get("feature_ids") not in FEATURE_IDS:
-        raise ValueError(f"feature_ids must be one of {', '.join(FEATURE_IDS)}")
+    problem = preset_problem({key: values.get(key) for key in FIELDS})
+    if problem:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
     text = "# A SatForge user preset, saved from Blender.\n" + "".join(
         f"{key} = {_toml_value(values[key])}\n" for key in FIELDS)
     tomllib.loads(text)  # never write a file the worker cannot read

@@ -141,6 +141,29 @@ class Worker:
                            check=False)
 
 
+# Signals of a crash in native code. A run that died of one is worth one more try: generate and
+# world runs are all-or-nothing and resumable, so a second run repeats nothing that was kept.
+CRASH_SIGNALS = frozenset(int(getattr(signal, name)) for name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT")
+                          if hasattr(signal, name))
+
+
+def crash_signal(worker: Worker) -> str | None:
+    """The crash signal's name when the worker died of one (not of our cancel), else None."""
+    code = worker.returncode
+    if worker.cancelled or code is None or code >= 0 or -code not in CRASH_SIGNALS:
+        return None
+    return signal.Signals(-code).name
+
+
+def crash_message(worker: Worker) -> str:
+    """The crash, and where it happened: faulthandler (on in the worker's environment) prints the
+    stack, innermost frame first."""
+    lines = worker.stderr_lines()
+    frame = next((line.strip() for line in lines if line.strip().startswith("File ")), "")
+    where = f" at {frame}" if frame else ""
+    return f"satforge: internal error: the worker crashed ({crash_signal(worker)}){where}"
+
+
 def failure_message(worker: Worker, error_event: dict | None) -> str:
     """The one line to show for a failed run.
 
@@ -148,6 +171,8 @@ def failure_message(worker: Worker, error_event: dict | None) -> str:
     stderr; that exact line wins. Otherwise the JSON error event, otherwise the last stderr line (an
     interpreter that cannot even import satforge ends in a traceback whose last line says why).
     """
+    if crash_signal(worker):
+        return crash_message(worker)
     lines = worker.stderr_lines()
     for line in reversed(lines):
         if line.startswith("satforge:"):

@@ -1,11 +1,98 @@
-"""Atomic file output: write to a temporary sibling, then rename over the target."""
+"""Atomic file output: write to a temporary sibling, then rename over the target.
+
+Temporary names carry the writing run's host and process id, ``.{name}~{host}~{pid}~{token}.part``,
+so a run removes only its own temporary files, and a later run removes those of runs that are
+dead (same host, process gone) without touching a concurrent run's. Files are created with mode
+0666 and directories with 0777, less the umask, like any other program's files: a web server or
+another user can read what we write.
+"""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+PART = ".part"
+_SEP = "~"  # never in a host name, so a name splits unambiguously from the right
+
+
+def temp_name(name: str) -> str:
+    """A hidden name for a temporary sibling of ``name``, unique to this run."""
+    return f".{name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}{secrets.token_hex(4)}{PART}"
+
+
+def _host() -> str:
+    return socket.gethostname().replace(_SEP, "-")
+
+
+def _owner(entry: str) -> tuple[str, int] | None:
+    """(host, pid) of the run that made a temporary entry, None for any other name."""
+    if not (entry.startswith(".") and entry.endswith(PART)):
+        return None
+    parts = entry[:-len(PART)].rsplit(_SEP, 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def _alive(host: str, pid: int) -> bool:
+    """Whether the run may still be going: another host's runs always may."""
+    if host != _host():
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_dead_temps(folder: Path) -> int:
+    """Remove the temporary files and folders that dead runs left in ``folder``; returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        owner = _owner(entry.name)
+        if owner is None or _alive(*owner):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def create_temp_file(path: Path) -> Path:
+    """An empty temporary sibling of ``path`` (mode 0666 less the umask)."""
+    while True:
+        tmp = path.with_name(temp_name(path.name))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # a token collision: draw another
+            continue
+
+
+def create_temp_dir(path: Path) -> Path:
+    """An empty temporary sibling folder of ``path`` (mode 0777 less the umask)."""
+    while True:
+        tmp = path.with_name(temp_name(path.name))
+        try:
+            tmp.mkdir(0o777)
+            return tmp
+        except FileExistsError:
+            continue
 
 
 @contextmanager
@@ -13,16 +100,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    tmp = create_temp_file(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
+        tmp.write_bytes(data)

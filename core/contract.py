@@ -38,6 +38,38 @@ WEIGHTS_OPTIONS = {"height": "--height-weights", "classes": "--seg-weights", "vo
 PRESET_FIELDS = ("name", "description", "triangles_per_128m", "atlas_side_per_128m", "texels_per_image_pixel",
                  "max_atlas_side", "feature_ids")
 FEATURE_IDS = ("attribute", "ext_mesh_features")
+# Each number's type and allowed values: a hand-written preset is checked against these before any
+# work, and a wrong value is named with its key and range instead of failing deep in a stage.
+PRESET_NUMBERS = {  # key: (type, lowest, highest)
+    "triangles_per_128m": (int, 2000, 20_000_000),
+    "atlas_side_per_128m": (int, 64, 16384),
+    "texels_per_image_pixel": (float, 0.05, 16.0),
+    "max_atlas_side": (int, 64, 16384),  # what glTF viewers and GPUs load
+}
+
+
+def preset_problem(values: dict) -> tuple[str, str] | None:
+    """What is wrong with a preset's values, as (problem, fix); None when they are usable."""
+    unknown = sorted(set(values) - set(PRESET_FIELDS))
+    missing = [k for k in PRESET_FIELDS if k not in values]
+    if unknown or missing:
+        what = "; ".join(part for part in (f"unknown key(s) {', '.join(unknown)}" if unknown else "",
+                                           f"missing {', '.join(missing)}" if missing else "") if part)
+        return what, f"a preset has exactly the keys {', '.join(PRESET_FIELDS)}"
+    for key in ("name", "description"):
+        if not isinstance(values[key], str) or (key == "name" and not values[key].strip()):
+            return f"{key} = {values[key]!r} is not a usable text", f'write {key} = "..."'
+    if values["feature_ids"] not in FEATURE_IDS:
+        return f"feature_ids = {values['feature_ids']!r}", f"use one of {', '.join(FEATURE_IDS)}"
+    for key, (kind, low, high) in PRESET_NUMBERS.items():
+        value = values[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        whole = kind is not int or (number and value == int(value))
+        if not (number and whole and low <= value <= high):
+            problem = "is outside" if number and whole else f"is not {'a whole number' if kind is int else 'a number'}"
+            return (f"{key} = {value!r} {problem} (allowed: {low:,} to {high:,})",
+                    f"write {key} = {kind(low)!r}, or a value up to {high:,}")
+    return None
 
 # ---- outputs of `satforge generate` ------------------------------------------------------------------
 
@@ -54,9 +86,15 @@ def output_files(fmt: str, stem: str = OUTPUT_STEM) -> tuple[str, ...]:
     return tuple(f"{stem}{ext}" for ext in FORMAT_PARTS[fmt])
 
 
+# Every file a `generate` or `convert` result may hold: a new result replaces all of an earlier one's.
+RESULT_FILES = frozenset({*(f for fmt in FORMAT_PARTS for f in output_files(fmt)), f"{OUTPUT_STEM}.npz", REPORT})
+
+
 # ---- a world folder (`satforge world`) ----------------------------------------------------------------
 
 MANIFEST, TILESET = "manifest.json", "tileset.json"
+WORLD_LOCK = "world.lock"  # held by the one run writing the world (world/lock.py)
+MAX_CHUNKS_PER_RUN = 4096  # `world --tiles` above this many chunks needs --max-chunks (64 x 64)
 
 
 def tile_path(lod: int, x: int, y: int) -> str:

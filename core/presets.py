@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .contract import PRESET_FIELDS
+from .contract import PRESET_FIELDS, PRESET_NUMBERS, preset_problem
 from .errors import InputError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -36,8 +36,14 @@ def preset_values(preset: Preset) -> dict:
     return asdict(preset)
 
 
-def preset_from_values(values: dict) -> Preset:
-    return Preset(**{k: values[k] for k in PRESET_FIELDS})
+def preset_from_values(values: dict, source: str = "preset") -> Preset:
+    """A Preset from plain values, every key checked (``contract.preset_problem``); raises
+    InputError naming ``source``."""
+    problem = preset_problem(values)
+    if problem:
+        raise InputError(source, *problem)
+    return Preset(**{k: (PRESET_NUMBERS[k][0](values[k]) if k in PRESET_NUMBERS else values[k])
+                     for k in PRESET_FIELDS})
 
 
 def available_presets(directory: Path = PRESET_DIR) -> list[str]:
@@ -53,6 +59,6 @@ def load_preset(name_or_path: str, directory: Path = PRESET_DIR) -> Preset:
                          f"use one of: {', '.join(available_presets(directory))}, or a .toml file")
     try:
         data = tomllib.loads(path.read_text())
-        return preset_from_values(data)
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise InputError(path, f"invalid preset file ({exc})", "compare with presets/game.toml") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not a TOML file ({exc})", "compare with presets/game.toml") from None
+    return preset_from_values(data, str(path))

@@ -35,6 +35,8 @@ overhangs and cavities, as a density volume makes them); the converter meshes ea
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,8 +166,9 @@ class Scene:
             spl = Splats(sh1=data["splats.sh1"] if "splats.sh1" in data.files else None, **{
                 n: data[f"splats.{n}"] for n in
                 ("position", "rotation", "scale", "opacity", "colour", "class_id", "kind")})
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(path, f"cannot read scene file: {exc}", "regenerate it") from None
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise InputError(path, f"cannot read scene file ({exc}; truncated or not a scene.npz)",
+                             "write it again with satforge generate --save-scene") from None
         return cls(voxels=vox, splats=spl, georef=Georeference.from_dict(meta["georef"]),
                    scheme=meta["scheme"], generator=meta["generator"], seed=int(meta["seed"]),
                    image_gsd=float(meta["image_gsd"]), provenance=meta["provenance"],

@@ -31,6 +31,7 @@ import xatlas
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .isolated import run_isolated
 from .meshes import KindMesh, TexturedMesh
 from .schemes import SurfaceKind
 
@@ -221,28 +222,43 @@ def _visible_part(charted: _Charted) -> tuple[np.ndarray, np.ndarray]:
     return used, local.reshape(-1, 3)
 
 
-def _pack(meshes: list[KindMesh], charted: list[_Charted], tpm: float,
-          padding: int) -> tuple[xatlas.Atlas, list[int], int]:
-    """Pack all visible charts, plus the reserved hidden-face chart, with xatlas.
+@dataclass
+class _Packed:
+    """xatlas' answer as plain arrays: the atlas size, and per packed mesh (vmapping, indices, uvs)."""
 
-    Returns the atlas, each mesh's xatlas mesh index (-1 when it has no visible face) and the
+    width: int
+    height: int
+    meshes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _pack(meshes: list[KindMesh], charted: list[_Charted], tpm: float,
+          padding: int) -> tuple[_Packed, list[int], int]:
+    """Pack all visible charts, plus the reserved hidden-face chart, with xatlas (in a forked
+    child: see core.isolated).
+
+    Returns the packing, each mesh's packed mesh index (-1 when it has no visible face) and the
     reserved chart's mesh index (-1 when no face is hidden).
     """
-    atlas = xatlas.Atlas()
-    index, added = [], 0
+    inputs, index = [], []
     for mesh, c in zip(meshes, charted):
         used, local = _visible_part(c)
-        index.append(added if len(local) else -1)
+        index.append(len(inputs) if len(local) else -1)
         if len(local):
-            atlas.add_mesh(np.ascontiguousarray(mesh.vertices[c.src[used]], np.float32),
-                           local.astype(np.uint32), None, c.uvs[used])
-            added += 1
+            inputs.append((np.ascontiguousarray(mesh.vertices[c.src[used]], np.float32), local.astype(np.uint32),
+                           np.ascontiguousarray(c.uvs[used])))
     reserved = -1
     if any(c.hidden.any() for c in charted):
         # A right triangle one texel across: xatlas gives it a padded spot of its own.
         tri = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32) / np.float32(tpm)
-        atlas.add_mesh(tri, np.array([[0, 1, 2]], np.uint32), None, np.ascontiguousarray(tri[:, :2]))
-        reserved = added
+        reserved = len(inputs)
+        inputs.append((tri, np.array([[0, 1, 2]], np.uint32), np.ascontiguousarray(tri[:, :2])))
+    return run_isolated(_xatlas_pack, inputs, tpm, padding), index, reserved
+
+
+def _xatlas_pack(inputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tpm: float, padding: int) -> _Packed:
+    atlas = xatlas.Atlas()
+    for vertices, faces, uvs in inputs:
+        atlas.add_mesh(vertices, faces, None, uvs)
     chart_options = xatlas.ChartOptions()
     chart_options.use_input_mesh_uvs = True
     pack_options = xatlas.PackOptions()
@@ -250,12 +266,12 @@ def _pack(meshes: list[KindMesh], charted: list[_Charted], tpm: float,
     pack_options.texels_per_unit = tpm
     pack_options.bilinear = True
     pack_options.rotate_charts = False  # xatlas "rotates" by transposing: a mirror that flips winding
-    if added or reserved >= 0:  # xatlas refuses to pack nothing
+    if inputs:  # xatlas refuses to pack nothing
         atlas.generate(chart_options, pack_options)
-    return atlas, index, reserved
+    return _Packed(int(atlas.width), int(atlas.height), [atlas[i] for i in range(len(inputs))])
 
 
-def _textured(mesh: KindMesh, c: _Charted, packed: xatlas.Atlas, index: int,
+def _textured(mesh: KindMesh, c: _Charted, packed: _Packed, index: int,
               hidden_uv: np.ndarray) -> TexturedMesh:
     """One output mesh: packed visible vertices, then hidden vertices at the reserved texel."""
     hidden_ids = np.unique(c.faces[c.hidden])
@@ -263,7 +279,7 @@ def _textured(mesh: KindMesh, c: _Charted, packed: xatlas.Atlas, index: int,
     vis_src, uvs = np.zeros(0, np.int64), np.zeros((0, 2), np.float32)
     if index >= 0:
         used, _ = _visible_part(c)
-        vmapping, indices, uvs = packed[index]
+        vmapping, indices, uvs = packed.meshes[index]
         vis_src = used[vmapping.astype(np.int64)]  # xatlas may split vertices further
         faces[~c.hidden] = indices.reshape(-1, 3)  # xatlas keeps the face order
     slot = np.zeros(len(c.src), np.int64)
@@ -301,6 +317,6 @@ def unwrap(meshes: list[KindMesh], texels_per_metre: float, max_texels: int,
     else:
         raise RuntimeError(f"the charts do not pack into {max_texels} texels even at "
                            f"{tpm:.3g} texels per metre: too many charts for the texel budget")
-    hidden_uv = packed[reserved][2].mean(0) if reserved >= 0 else np.zeros(2, np.float32)
+    hidden_uv = packed.meshes[reserved][2].mean(0) if reserved >= 0 else np.zeros(2, np.float32)
     out = [_textured(m, c, packed, i, hidden_uv) for m, c, i in zip(meshes, charted, index)]
     return Atlas(meshes=out, width=max(int(w), 1), height=max(int(h), 1), texels_per_metre=tpm)

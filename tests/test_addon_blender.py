@@ -3,6 +3,7 @@ presets, the interpreter check, extend terrain and batch export."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -232,6 +233,25 @@ def test_an_import_that_fails_half_way_leaves_nothing(addon, cli_out):
     assert jobs.run_sync(bpy.context, job) == jobs.FAILED
     assert "importing the result failed: disk vanished" in job.message
     assert counts() == before and dict(bpy.context.scene) == keys
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_a_crashed_worker_is_run_once_more_and_a_second_crash_is_reported(addon, tmp_path):
+    """A native crash (SIGSEGV) costs one restart, named in the report; two crashes fail the job."""
+    from satforge.addon import jobs
+
+    marker = tmp_path / "crashed-once"
+    crash_once = (f"import os, pathlib, signal\nm = pathlib.Path({str(marker)!r})\n"
+                  "if not m.exists():\n    m.touch(); os.kill(os.getpid(), signal.SIGSEGV)\n"
+                  "print('{\"event\": \"done\", \"outputs\": []}')")
+    job = jobs.Job("flaky", [sys.executable, "-c", crash_once], None, on_done=lambda context, done: "made it")
+    assert jobs.run_sync(bpy.context, job) == jobs.FINISHED, job.message
+    assert job.message.startswith("made it (run twice: satforge: internal error: the worker crashed (SIGSEGV)")
+    always = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"
+    job = jobs.Job("broken", [sys.executable, "-c", always], None, on_done=lambda context, done: "never")
+    assert jobs.run_sync(bpy.context, job) == jobs.FAILED
+    assert job.message.startswith("satforge: internal error: the worker crashed (SIGSEGV)")
+    assert len(job.crashes) == 1 and jobs.active() is None
 
 
 def test_a_synchronous_run_never_waits_past_its_timeout(addon, tile):

@@ -82,6 +82,22 @@ def test_failure_message_explains_a_python_without_satforge(tmp_path):
     assert "\n" not in message
 
 
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_a_crash_is_named_with_where_it_happened(tmp_path):
+    argv = _script(tmp_path, """
+import faulthandler, os, signal
+faulthandler.enable()
+def deep_in_a_native_library():
+    os.kill(os.getpid(), signal.SIGSEGV)
+deep_in_a_native_library()
+""")
+    worker = Worker(argv)
+    _run(worker)
+    message = failure_message(worker, None)
+    assert message.startswith("satforge: internal error: the worker crashed (SIGSEGV) at File ")
+    assert "deep_in_a_native_library" in message and "\n" not in message
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -289,7 +289,8 @@ def test_blender_import(exported, fmt):
 
 
 def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
-    """A failure mid-export leaves no final and no temporary file, and keeps an earlier export."""
+    """A failure mid-export leaves no final and no temporary file, no folder it made, and keeps an
+    earlier export."""
     empty, previous = tmp_path / "empty", tmp_path / "previous"
     before = exporters.export_scene(_scene(), previous, formats=("glb",))["glb"][0].read_bytes()
 
@@ -301,7 +302,8 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
     for folder in (empty, previous):
         with pytest.raises(RuntimeError, match="disk full"):
             exporters.export_scene(_scene(), folder, formats=("glb", "gltf", "obj"))
-    assert list(empty.iterdir()) == []
+    assert not empty.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["previous"]
     assert sorted(p.name for p in previous.iterdir()) == ["scene.geo.json", "scene.glb"]
     assert (previous / "scene.glb").read_bytes() == before
 

@@ -344,12 +344,12 @@ def test_coarse_dtm_is_upsampled_onto_fine_dsm(tmp_path):
 
 def test_heights_average_when_the_photo_is_coarser(tmp_path):
     """Analysis GSD is never finer than half the photo's: a 0.5 m DSM under a 2 m photo -> 1 m."""
-    ndsm = np.arange(16 * 20, dtype=np.float32).reshape(16, 20) % 7
+    ndsm = np.arange(32 * 40, dtype=np.float32).reshape(32, 40) % 7
     ndsm[0, 0] = -9999  # ignored by the average, not spread
-    tile = load_tile(InputFiles(rgb=tif(tmp_path / "p.tif", photo(4, 5), gsd=2.0),
+    tile = load_tile(InputFiles(rgb=tif(tmp_path / "p.tif", photo(8, 10), gsd=2.0),
                                 height=tif(tmp_path / "h.tif", ndsm, gsd=0.5, nodata=-9999)))
-    assert tile.gsd == 1.0 and tile.shape == (8, 10) and tile.image_gsd == 2.0
-    blocks = np.where(ndsm == -9999, np.nan, ndsm).reshape(8, 2, 10, 2)
+    assert tile.gsd == 1.0 and tile.shape == (16, 20) and tile.image_gsd == 2.0
+    blocks = np.where(ndsm == -9999, np.nan, ndsm).reshape(16, 2, 20, 2)
     np.testing.assert_allclose(tile.height, np.nanmean(blocks, axis=(1, 3)), atol=1e-5)
 
 
@@ -359,7 +359,7 @@ def test_height_needs_one_band(tmp_path):
 
 
 def test_all_no_data_is_refused(tmp_path):
-    path = tif(tmp_path / "h.tif", np.full((6, 6), -9999, np.float32), nodata=-9999)
+    path = tif(tmp_path / "h.tif", np.full((8, 8), -9999, np.float32), nodata=-9999)
     refused(InputFiles(height=path), path, "every pixel is no-data", "nodata", folder=tmp_path)
 
 
@@ -452,7 +452,7 @@ def test_absurd_gsd_option(tmp_path, gsd):
 
 
 def test_absurd_gsd_in_file(tmp_path):
-    path = tif(tmp_path / "deg.tif", np.ones((5, 5), np.float32), gsd=0.0001, crs=None)
+    path = tif(tmp_path / "deg.tif", np.ones((8, 8), np.float32), gsd=0.0001, crs=None)
     refused(InputFiles(height=path), path, "pixel size", "gdalinfo", folder=tmp_path)
 
 
@@ -518,7 +518,7 @@ def test_pixel_budget_is_checked_before_decoding(tmp_path):
 
 def test_rotated_grid_is_refused(tmp_path):
     path = tmp_path / "rot.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=5, height=5, count=1, dtype="float32",
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
                        crs="EPSG:32633", transform=Affine(1, 0.2, WEST, 0.2, -1, NORTH)) as ds:
-        ds.write(np.ones((1, 5, 5), np.float32))
+        ds.write(np.ones((1, 8, 8), np.float32))
     refused(InputFiles(height=path), path, "rotated", "gdalwarp", folder=tmp_path)

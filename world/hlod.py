@@ -277,8 +277,6 @@ def _index_bytes(tiles: dict) -> bytes:
 def update(out: Path, spec: WorldSpec, manifest: dict) -> dict:
     """Bring the upper tiles of ``out`` up to date with the manifest's chunks; returns the index's
     tiles ({"L/X,Y": entry}) of the current quadtree."""
-    for part in out.glob("tiles/hlod/*/.*.part"):  # left by a killed run
-        part.unlink(missing_ok=True)
     tiles = levels((e["x"], e["y"]) for e in manifest["chunks"].values())
     below = children(tiles)
     sha = {(0, e["x"], e["y"]): e["files"][-1]["sha256"] for e in manifest["chunks"].values()}

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..core.atomic import write_bytes_atomic
+from ..core.atomic import remove_dead_temps, write_bytes_atomic
 from ..core.contract import MANIFEST, read_world_manifest
 from ..core.errors import InputError
 from ..core.georef import Georeference
@@ -61,7 +61,9 @@ class WorldSpec:
 
     def stored_preset(self) -> Preset:
         """The preset the world was made with (manifests before 0.1 stored only its name)."""
-        return load_preset(self.preset) if isinstance(self.preset, str) else preset_from_values(self.preset)
+        if isinstance(self.preset, str):
+            return load_preset(self.preset)
+        return preset_from_values(self.preset, f"{MANIFEST} (preset)")
 
     def centre(self, x: int, y: int) -> tuple[float, float]:
         """Chunk centre in world metres (east, north of the origin)."""
@@ -126,7 +128,7 @@ def manifest_bytes(manifest: dict) -> bytes:
     return (json.dumps(ordered, indent=1) + "\n").encode()
 
 
-def remove_stale_parts(out: Path) -> None:
-    """Temporary files a killed run left behind (core.atomic names them ``.{name}.*.part``)."""
-    for part in [*out.glob(".*.part"), *out.glob("tiles/*/.*.part")]:
-        part.unlink(missing_ok=True)
+def remove_dead_runs_temps(out: Path) -> None:
+    """Temporary files that killed runs left in the world's folders (core.atomic names them)."""
+    for folder in [out, *out.glob("tiles/*/"), *out.glob("tiles/hlod/*/")]:
+        remove_dead_temps(folder)

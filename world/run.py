@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.atomic import write_bytes_atomic
-from ..core.contract import INPUT_ROLES, MANIFEST, TILESET, chunk_committed, chunk_key, tile_path
+from ..core.contract import INPUT_ROLES, MANIFEST, MAX_CHUNKS_PER_RUN, TILESET, chunk_committed, chunk_key, tile_path
 from ..core.errors import InputError
 from ..core.generators import Generator, get_generator
 from ..core.inputs import InputFiles
@@ -32,7 +32,7 @@ from .layout import (
     existing_header,
     manifest_bytes,
     read_manifest,
-    remove_stale_parts,
+    remove_dead_runs_temps,
     sha256,
     write_if_changed,
 )
@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 
-def parse_tiles(text: str) -> list[tuple[int, int]]:
-    """"X0:X1,Y0:Y1" (inclusive, negatives allowed) -> chunks, rows south to north, west to east."""
+def parse_tiles(text: str, max_chunks: int = MAX_CHUNKS_PER_RUN) -> list[tuple[int, int]]:
+    """"X0:X1,Y0:Y1" (inclusive, negatives allowed) -> chunks, rows south to north, west to east;
+    more than ``max_chunks`` is refused (a typo can otherwise start days of work)."""
     try:
         xs, ys = (tuple(int(v) for v in part.split(":")) for part in text.split(","))
         (x0, x1), (y0, y1) = xs, ys
@@ -51,6 +52,11 @@ def parse_tiles(text: str) -> list[tuple[int, int]]:
         raise InputError("--tiles", f"cannot read {text!r}", "write X0:X1,Y0:Y1, e.g. -1:2,0:3") from None
     if x1 < x0 or y1 < y0:
         raise InputError("--tiles", f"empty range {text!r}", "the first index of each range is the smaller")
+    count = (x1 - x0 + 1) * (y1 - y0 + 1)
+    if count > max_chunks:
+        raise InputError("--tiles", f"{text} is {count:,} chunks, more than {max_chunks:,} in one run (at about "
+                         f"2 s a chunk, {count * 2 / 3600:,.1f} hours)",
+                         f"pass --max-chunks {count} to make them all, or a smaller range")
     return [(x, y) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)]
 
 
@@ -200,7 +206,7 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     start = time.perf_counter()
     manifest = read_manifest(out, spec)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(out)
+    remove_dead_runs_temps(out)
     chunks = list(chunks)
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
     progress.begin("world")

@@ -103,6 +103,9 @@ def _geometry(ds: rasterio.DatasetReader, path: Path):
     return (abs(t.a), abs(t.e)), bounds, (t.e > 0, t.a < 0)
 
 
+MIN_SIDE_PX = 8  # below this a tile has too few pixels for a mesh and its atlas
+
+
 def open_raster(role: str, path: Path, max_pixels: int) -> Raster:
     """Read the header only, and refuse empty or over-budget rasters before any pixel is decoded."""
     _check_exists(path)
@@ -112,6 +115,9 @@ def open_raster(role: str, path: Path, max_pixels: int) -> Raster:
         if ds.count == 0:
             raise InputError(path, "the file has no raster band",
                              "pass one of its subdatasets (gdalinfo lists them)")
+        if min(ds.width, ds.height) < MIN_SIDE_PX and role != "dtm":  # a coarse terrain model is fine
+            raise InputError(path, f"{ds.width}x{ds.height} pixels is too small to make an asset from",
+                             f"pass a raster of at least {MIN_SIDE_PX}x{MIN_SIDE_PX} pixels")
         if ds.width * ds.height > max_pixels:
             raise InputError(path, f"{ds.width}x{ds.height} = {ds.width * ds.height} pixels is over "
                              f"the budget of {max_pixels}",

@@ -1,0 +1,73 @@
+"""Run a native call that may crash in a forked child, so a crash costs a retry, not the process.
+
+xatlas' packer runs on worker threads that, rarely, crash the whole process with SIGSEGV on
+machines with few cores (seen here about once in a few hundred packs on 2 cores; upstream reports
+the same, jpcy/xatlas pull request 118). Its results are deterministic, so running it again gives
+the same bytes. ``run_isolated(fn, *args)`` runs ``fn`` in a child made by fork (copy-on-write:
+the arguments are not copied or pickled, only the result comes back through a pipe) and runs it
+again when the child dies of a signal. Where fork does not exist (Windows) it runs in-process.
+"""
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+ATTEMPTS = 3
+
+
+class CrashedError(RuntimeError):
+    """Every attempt died of a signal."""
+
+
+def run_isolated(fn: Callable[..., T], *args) -> T:
+    """``fn(*args)`` computed in a forked child; exceptions come back as they were raised."""
+    if not hasattr(os, "fork") or sys.platform == "win32":
+        return fn(*args)
+    for _ in range(ATTEMPTS):
+        status, payload = _attempt(fn, args)
+        if status is not None:
+            kind, value = pickle.loads(payload)
+            if kind == "error":
+                raise value
+            return value
+    raise CrashedError(f"{getattr(fn, '__name__', fn)} crashed {ATTEMPTS} times")
+
+
+def _attempt(fn: Callable, args: tuple) -> tuple[int | None, bytes]:
+    """(exit status, the pickled result); status None when the child died of a signal."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, leave without running the parent's exit handlers
+        os.close(read_end)
+        faulthandler.disable()  # a crash here is retried, not reported
+        code = 0
+        try:
+            try:
+                payload = pickle.dumps(("value", fn(*args)), pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # sent to the parent, raised there
+                payload = pickle.dumps(("error", exc), pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+        except BaseException:  # the parent sees the exit status
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig in (signal.SIGINT, signal.SIGTERM):
+            raise KeyboardInterrupt  # stopped from outside, not a crash: do not retry
+        if sig == signal.SIGKILL:
+            raise MemoryError(f"{getattr(fn, '__name__', fn)} was killed (out of memory?)")
+        return None, b""
+    if os.WEXITSTATUS(status) != 0 or not payload:
+        raise RuntimeError(f"the isolated call {getattr(fn, '__name__', fn)} failed to return its result")
+    return 0, payload

@@ -1,0 +1,42 @@
+"""core.isolated: a native crash in a forked child costs a retry, not the process."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from satforge.core.isolated import CrashedError, run_isolated
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork")
+
+
+def _crash_once(marker: Path, values: np.ndarray) -> np.ndarray:
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return values * 2
+
+
+def _always_crash() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _refuse(text: str) -> None:
+    raise ValueError(text)
+
+
+def test_a_crash_is_retried_and_the_result_comes_back(tmp_path):
+    values = np.arange(10.0)
+    np.testing.assert_array_equal(run_isolated(_crash_once, tmp_path / "m", values), values * 2)
+    assert (tmp_path / "m").exists(), "the first attempt crashed"
+
+
+def test_exceptions_come_back_as_raised_and_endless_crashes_stop():
+    with pytest.raises(ValueError, match="no charts"):
+        run_isolated(_refuse, "no charts")
+    with pytest.raises(CrashedError, match="_always_crash crashed 3 times"):
+        run_isolated(_always_crash)
