@@ -279,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(_joined_ranges(sys.argv[1:] if argv is None else list(argv)))
         mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
         progress = Progress(mode)
+        progress.started(args.command)
         try:
             report = _run(args, progress)
         except OSError as err:

@@ -28,6 +28,7 @@ per-texel atlas arrays.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -304,11 +305,13 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | None = None) -> np.ndarray:
+def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | None = None,
+                progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """(H, W, 3) uint8 sRGB albedo of the atlas, row 0 at v = 0 (see the module docstring).
 
     ``threads``: how many threads to use (default every core); callers that already run one bake
     per core pass 1, so they do not oversubscribe. The image does not depend on it.
+    ``progress(fraction, message)`` hears how far the texels are.
     """
     threads = threads or _cores()
     width, height = atlas.width, atlas.height
@@ -323,10 +326,12 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
         blocks = _blocks(owner, width, height)
         field = field.result() if field else None
         chunks = [blocks[s:s + BLOCK_CHUNK] for s in range(0, len(blocks), BLOCK_CHUNK)]
-        for flat, colour, weight in pool.map(
-                lambda c: _bake_blocks(tris, owner, c, field, width, texel_m), chunks):
+        for done, (flat, colour, weight) in enumerate(pool.map(
+                lambda c: _bake_blocks(tris, owner, c, field, width, texel_m), chunks), 1):
             image[flat] = to_u8(colour)
             bare.append(flat[weight < MIN_WEIGHT])
+            if progress is not None:
+                progress(done / len(chunks), f"{done}/{len(chunks)} texel blocks")
     bare = np.concatenate(bare)
     if len(bare):
         image[bare] = to_u8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0], threads))

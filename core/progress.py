@@ -23,6 +23,11 @@ class Progress:
         self._done_weight = 0.0
         self._stage = ""
 
+    def started(self, command: str) -> None:
+        """The first line, printed before the heavy imports: a program sees the run is alive."""
+        if self.mode == "json":
+            self._emit({"event": "start", "command": command, "elapsed": self.elapsed()})
+
     def begin(self, stage: str) -> None:
         self._stage = stage
         self.update(0.0, "")

@@ -34,13 +34,13 @@ def _run(_name: str, work: Callable[[], T]) -> T:
     return work()
 
 
-def _meshes(scene: Scene, budget: Budget, stage: StageFn):
+def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut):
     from .convert import BudgetError, scene_to_meshes
 
     triangles = budget.triangles
     while True:
         try:
-            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t))
+            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut))
         except BudgetError as err:
             if budget.on_overflow == "refuse":  # only a hand-made preset can ask for too few triangles
                 raise InputError("--preset", str(err), "raise triangles_per_128m in the preset") from None
@@ -50,13 +50,16 @@ def _meshes(scene: Scene, budget: Budget, stage: StageFn):
 
 
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
-                     stage: StageFn = _run) -> tuple[Atlas, np.ndarray]:
+                     stage: StageFn = _run, cut: tuple[float, float, float, float] | None = None,
+                     progress: Callable[[float, str], None] | None = None) -> tuple[Atlas, np.ndarray]:
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
-    ``threads`` bounds the bake's threads (default every core); the result does not depend on it."""
+    ``threads`` bounds the bake's threads (default every core); the result does not depend on it.
+    ``cut``: where a world chunk cuts solids that go on beyond it (west, south, east, north).
+    ``progress(fraction, message)``: how far the current sub-stage is (the bake's texels)."""
     from .bake import bake_albedo
     from .unwrap import unwrap
 
-    meshes = _meshes(scene, budget, stage)
+    meshes = _meshes(scene, budget, stage, cut)
     atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels))
-    image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads))
+    image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress))
     return atlas, image

@@ -143,3 +143,16 @@ def test_twin_preset_writes_ext_mesh_features_feature_ids(city_files, tmp_path, 
     assert gltf.asset.extras["georeference"]["crs"] == "EPSG:32633"
     report = json.loads((out / "report.json").read_text())
     assert report["triangles"]["total"] > 100000  # full detail, not the game budget
+
+
+def test_the_default_generator_never_imports_torch_and_says_it_started_at_once(city_files, tmp_path):
+    """The weights-free generator on a CPU runs without torch (seconds of imports, hundreds of MB);
+    the first JSON event comes before the heavy imports."""
+    script = ("import json, sys, time\nfrom satforge.cli import main\n"
+              f"code = main(['generate', '--rgb', {str(city_files['rgb'])!r}, '--out', {str(tmp_path / 'o')!r},"
+              " '--progress', 'json'])\nprint(json.dumps({'code': code, 'torch': 'torch' in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[-1] == {"code": 0, "torch": False}, proc.stderr
+    assert events[0]["event"] == "start" and events[0]["command"] == "generate"
+    assert events[0]["elapsed"] < 0.1 and events[1]["event"] == "progress"

@@ -15,7 +15,7 @@ import trimesh
 
 from satforge.core.convert import BudgetError, scene_to_meshes
 from satforge.core.convert.columns import ColumnGrid, Columns, scene_columns, splat_normal_z
-from satforge.core.convert.solids import Joins, close, kind_surface, prism_surface
+from satforge.core.convert.solids import Joins, close, kind_surface, lens_surface, prism_surface
 from satforge.core.georef import Georeference
 from satforge.core.scene import Scene, SparseVoxels, Splats, quaternions_from_frames
 from satforge.core.schemes import SurfaceKind
@@ -448,3 +448,16 @@ def test_city_tile_converts_quickly():
     start = time.perf_counter()
     scene_to_meshes(scene, 40000)
     assert time.perf_counter() - start < 9.0
+
+
+def test_a_canopy_cut_by_a_chunk_border_keeps_its_height_there():
+    """A world chunk's cut: the canopy rounds off at its own rim, not where the chunk cuts it."""
+    mask = np.ones((12, 12), bool)
+    cols = Columns(kind=SurfaceKind.VEGETATION, mask=mask, top=np.full(mask.shape, 10.0),
+                   bottom=np.full(mask.shape, 4.0), class_id=np.full(mask.shape, 5, np.uint8), measured=mask)
+    grid = ColumnGrid(x0=-3.0, y0=-3.0, size=0.5, kinds={})
+    for cut, east_top in ((None, 7.0), ((-10.0, -10.0, 3.0, 10.0), 10.0)):
+        v = lens_surface(cols, grid, cut).vertices
+        east = v[np.isclose(v[:, 0], 3.0) & (np.abs(v[:, 1]) < 2), 2]
+        west = v[np.isclose(v[:, 0], -3.0), 2]
+        assert east.min() == pytest.approx(east_top) and west.max() == pytest.approx(7.0)

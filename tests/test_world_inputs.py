@@ -168,3 +168,31 @@ def test_bad_input_file_exits_2_and_writes_nothing(city_files, tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("satforge: error:")
     assert not out.exists()
+
+
+def test_the_hand_over_blends_without_smearing_the_edge_pixels(world):
+    """Past the photo's north edge the colour is calm: along a line 4 m outside it, neighbouring
+    samples differ far less than along a line just inside (edge pixels repeated outward would
+    carry the inside's detail out as streaks)."""
+    view, _ = top_view(world, 0, GSD, [(0, 1), (1, 1), (0, 2), (1, 2)], only="terrain")  # north edge at 128 m
+
+    def roughness(y: float) -> float:
+        row = view.colour[round((3 * S - y) / GSD)][16:240]
+        return float(np.abs(np.diff(row, axis=0)).mean())
+
+    inside, outside = roughness(2 * S - 1.0), roughness(2 * S + 4.0)
+    assert outside < 0.2 * inside, (outside, inside)
+
+
+def test_the_continuation_is_calibrated_to_the_inputs_shares():
+    """Around an input area, the procedural objects cover the inputs' shares of buildings and trees
+    (measured where the continuation shows), within 0.02."""
+    from satforge.world import source
+
+    bounds = (0.0, 0.0, 250.0, 250.0)
+    style = source.style_from_shares(3, 0.06, 0.2, 9.0, bounds)
+    x, y = source._near(bounds)
+    objects = source.Procedural(3, style).objects(x, y).class_id
+    assert np.mean(objects == source.BUILDING) == pytest.approx(0.06, abs=0.02)
+    assert np.mean(objects == source.TREE) == pytest.approx(0.2, abs=0.02)
+    assert style.storeys == 6

@@ -10,6 +10,7 @@ grow with the world.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -92,8 +93,10 @@ def world_settings(out: Path, files: InputFiles, options: dict) -> tuple[WorldSp
     generator = _chunk_generator(options.get("generator") or (base.generator.split("/")[0] if base else
                                                               DEFAULTS["generator"]))
     style = source.Style()
-    if inputs is not None and inputs.land_cover:
-        style = source.style_from_shares(seed, *inputs.shares, inputs.building_height)
+    if base is not None:
+        style = base.style  # an existing world keeps the style it was made with
+    elif inputs is not None and inputs.land_cover:
+        style = source.style_from_shares(seed, *inputs.shares, inputs.building_height, inputs.bounds)
     spec = WorldSpec(chunk_size=float(pick("chunk_size")), gsd=float(pick("gsd")), band=BAND_M, seed=seed,
                      preset=base.preset if base else preset_values(preset), lods=pick("lods"),
                      generator=f"{generator.name}/{generator.version}", weights=pick("weights"),
@@ -144,11 +147,14 @@ def check_spec(spec: WorldSpec) -> None:
 
 
 def single_threaded() -> None:
-    """Worker initializer: one torch thread per worker (the bake gets threads=1), so N workers
-    keep N cores busy instead of fighting over them (Dask tasks call it too)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Worker initializer: one thread of maths per worker (the bake gets threads=1), so N workers
+    keep N cores busy instead of fighting over them (Dask tasks call it too). torch is imported
+    only by the generators that need it: before, its thread count comes from the environment."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:

@@ -12,7 +12,7 @@ Content (OpenEarthMap class ids):
   each other or a road; storeys (up to ``Style.storeys``) and roof colour hashed from the lot index.
 - woods (value noise of 150 m cells above ``Style.woods``): at most one tree per TREE_CELL metre
   cell, its crown a disc that stays inside its own cell (so crowns never merge), height hashed from
-  the cell index.
+  the cell index; in towns too, as garden trees clear of their lot's building.
 A world over input rasters sets the Style from the inputs' statistics (``style_from_shares``), so
 the continuation looks like the place it continues.
 Objects (buildings, trees) carry an anchor point (footprint corner, crown centre): the chunk
@@ -48,6 +48,7 @@ class Style:
     urban: float = 0.55    # value-noise level above which lots hold buildings (developed: -0.05, roads: -0.1)
     woods: float = 0.45    # value-noise level above which trees grow
     storeys: int = 6       # buildings have 1 .. storeys storeys of 3 m
+    crown: float = 1.0     # crown radius factor (densely wooded places have wider crowns)
 
 
 @dataclass
@@ -78,24 +79,51 @@ def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return 0.85 + 0.3 * value_noise(seed + 400, x, y, 4.0)
 
 
-# Shares of the world that one unit of noise-level area turns into (measured on the procedural world):
-# lots hold a building 80 % of the time, covering ~35 % of the lot; woods hold ~12 % crown cover.
-_BUILDING_FILL, _TREE_FILL = 0.8 * 0.35, 0.12
-_MAX_COVER = 0.7  # towns and woods never cover the whole world: some open land stays between them
+NEAR_M = 256.0      # the continuation is calibrated on the land within this distance of the inputs
+CALIBRATION_M = 4.0  # ... sampled every this many metres
+MAX_CROWN = 1.6      # crown radius factor at most (radii stay under half a tree cell)
 
 
-def style_from_shares(seed: int, building_share: float, tree_share: float,
-                      building_height: float | None) -> Style:
-    """The Style whose world has about these shares of building and tree cover and this median
-    building height: noise levels are quantiles of the seed's own noise, sampled on a wide grid."""
-    x, y = np.meshgrid(np.arange(128) * 97.0, np.arange(128) * 89.0)
-
-    def level(noise: np.ndarray, share: float) -> float:
-        return round(float(np.quantile(noise, np.clip(1 - share, 0.0, 1.0))), 4) if share > 0 else 1.01
-
+def style_from_shares(seed: int, building_share: float, tree_share: float, building_height: float | None,
+                      bounds: tuple[float, float, float, float]) -> Style:
+    """The Style whose world, on the land around the input area ``bounds`` (west, south, east, north,
+    world metres) where the continuation shows, has these shares of building and tree cover and
+    this median building height. The shares are measured on the procedural objects themselves and
+    the noise levels found by bisection, so fills, roads and water need no model."""
+    x, y = _near(bounds)
     storeys = 6 if building_height is None else int(np.clip(round(2 * (building_height - 0.5) / 3), 1, 40))
-    return Style(urban=level(_urban(seed, x, y), min(building_share / _BUILDING_FILL, _MAX_COVER)),
-                 woods=level(_woods(seed, x, y), min(tree_share / _TREE_FILL, _MAX_COVER)), storeys=storeys)
+
+    def share(style: Style, cls: int) -> float:
+        return float((Procedural(seed, style).objects(x, y).class_id == cls).mean())
+
+    urban = _bisect(lambda level: share(Style(urban=level, woods=1.01, storeys=storeys), BUILDING),
+                    building_share) if building_share > 0 else 1.01
+    crown = 1.0
+    while tree_share > 0 and crown < MAX_CROWN and \
+            share(Style(urban=urban, woods=-0.5, storeys=storeys, crown=crown), TREE) < tree_share:
+        crown = round(crown + 0.1, 2)  # the densest woods are not enough: wider crowns
+    woods = _bisect(lambda level: share(Style(urban=urban, woods=level, storeys=storeys, crown=crown), TREE),
+                    tree_share) if tree_share > 0 else 1.01
+    return Style(urban=urban, woods=woods, storeys=storeys, crown=crown)
+
+
+def _near(bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Sample points within NEAR_M of the input area, where procedural objects may stand (more
+    than MAX_OBJECT outside it)."""
+    w, s, e, n = bounds
+    x, y = np.meshgrid(np.arange(w - NEAR_M, e + NEAR_M, CALIBRATION_M) + CALIBRATION_M / 2,
+                       np.arange(s - NEAR_M, n + NEAR_M, CALIBRATION_M) + CALIBRATION_M / 2)
+    outside = np.hypot(np.maximum(np.maximum(w - x, x - e), 0), np.maximum(np.maximum(s - y, y - n), 0))
+    keep = outside > MAX_OBJECT
+    return x[keep], y[keep]
+
+
+def _bisect(share_at, target: float, low: float = -0.5, high: float = 1.01, steps: int = 14) -> float:
+    """The noise level whose share (falling as the level rises) is closest to ``target``."""
+    for _ in range(steps):
+        mid = (low + high) / 2
+        low, high = (mid, high) if share_at(mid) > target else (low, mid)
+    return round((low + high) / 2, 4)
 
 
 @dataclass(frozen=True)
@@ -123,8 +151,8 @@ class Procedural:
         """(..., 3) float32 sRGB albedo of the ground."""
         return class_colour(self.ground_class(x, y), _shade(self.seed, x, y))
 
-    def _buildings(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(inside, height, roof colour, anchor) of the building of each position's lot."""
+    def _footprint(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(lot ix, iy, whether it holds a building, footprint x0, y0, x1, y1) of each position's lot."""
         seed = self.seed
         ix, iy = np.floor((x - GRID_SHIFT) / LOT), np.floor((y - GRID_SHIFT) / LOT)
         lx, ly = ix * LOT + GRID_SHIFT, iy * LOT + GRID_SHIFT
@@ -138,6 +166,12 @@ class Procedural:
         exists = (_urban(seed, lx + LOT / 2, ly + LOT / 2) > self.style.urban) & \
             (hash_uniform(seed, 15, ix, iy) < 0.8)
         exists &= _relief(seed, lx + LOT / 2, ly + LOT / 2) > WATER_LINE + 0.03
+        return ix, iy, exists, x0, y0, x1, y1
+
+    def _buildings(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(inside, height, roof colour, anchor) of the building of each position's lot."""
+        seed = self.seed
+        ix, iy, exists, x0, y0, x1, y1 = self._footprint(x, y)
         inside = exists & (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
         height = 3.0 * (1 + np.floor(self.style.storeys * hash_uniform(seed, 16, ix, iy))) + 0.5
         tint = hash_uniform(seed, 17, ix, iy)[..., None]
@@ -150,11 +184,14 @@ class Procedural:
         tx, ty = np.floor(x / TREE_CELL), np.floor(y / TREE_CELL)
         cx = (tx + 0.5 + 0.25 * (hash_uniform(seed, 21, tx, ty) - 0.5)) * TREE_CELL
         cy = (ty + 0.5 + 0.25 * (hash_uniform(seed, 22, tx, ty) - 0.5)) * TREE_CELL
-        radius = 1.6 + 0.8 * hash_uniform(seed, 23, tx, ty)  # + jitter stays under half a cell
+        # Radius plus jitter stays under half a cell: crowns never merge.
+        radius = np.minimum((1.6 + 0.8 * hash_uniform(seed, 23, tx, ty)) * self.style.crown, 2.6)
         density = np.clip((_woods(seed, cx, cy) - self.style.woods) * 3, 0, 0.9)
         centre_class = self.ground_class(cx, cy)
         exists = (hash_uniform(seed, 24, tx, ty) < density) & (centre_class != WATER) & (centre_class != ROAD)
-        exists &= _urban(seed, cx, cy) <= self.style.urban - 0.05  # none in towns
+        # In towns, garden trees: none whose crown would reach its lot's building.
+        _, _, built, x0, y0, x1, y1 = self._footprint(cx, cy)
+        exists &= ~(built & (cx > x0 - radius) & (cx < x1 + radius) & (cy > y0 - radius) & (cy < y1 + radius))
         d = np.hypot(x - cx, y - cy) / radius
         inside = exists & (d < 1)
         crown = 6 + 8 * hash_uniform(seed, 25, tx, ty)

@@ -35,7 +35,7 @@ from ..core.georef import Georeference
 from ..core.inputs.raster import open_raster
 from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
-from ..core.landcover import building_heights, classify, first_cells, tree_heights
+from ..core.landcover import building_heights, classify, first_cells, tree_heights, wood_heights
 from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
@@ -44,8 +44,9 @@ from .layout import WorldSpec
 
 HANDOVER_M = 64.0
 COLOUR_HANDOVER_M = 16.0
+EDGE_CELL_M = 4.0       # the hand-over's edge colour: the photo in blocks of this side ...
+EDGE_SAMPLES = 5        # ... sampled EDGE_SAMPLES x EDGE_SAMPLES times, EDGE_CELL_M apart, and averaged
 VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
-LARGE_TREE_M = 10.0      # crown height of cut woods when there is no height raster
 
 
 class View(Protocol):
@@ -192,6 +193,7 @@ class InputView(ProceduralView):
             return None if r is None else read_window(r, rect, block_factor(r, cell))
 
         self.rgb = windowed("rgb", spec.gsd / 2)
+        self.rgb_coarse = windowed("rgb", EDGE_CELL_M)  # block means: the hand-over's calm edge colour
         self.surface = windowed("height", spec.gsd)
         self.dtm = windowed("dtm", spec.gsd)
         self.estimated = self._estimates(estimator, settings) if estimator is not None else {}
@@ -292,16 +294,36 @@ class InputView(ProceduralView):
         return np.where(known, ids, _only_where(~known, super().ground_class, x, y, dtype=np.uint8))
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The photo (eased into the procedural colours past its edge); where it has no data, the
-        colour of the known class, else the procedural colour."""
+        """The photo (past its edge, its smoothed edge colour eased into the procedural colours);
+        where it has no data, the colour of the known class, else the procedural colour."""
         ids, known = self._known(x, y)
-        photo = np.moveaxis(self._sample(self.rgb, *self._clamped(x, y), bands=3), 0, -1)
+        photo = np.moveaxis(self._sample(self.rgb, x, y, bands=3), 0, -1)
+        outside = self._outside(x, y) > 0
+        if outside.any() and self.rgb is not None:
+            photo[outside] = self._edge_colour(x[outside], y[outside])
         ease = _smoothstep(self._outside(x, y) / COLOUR_HANDOVER_M)[..., None]
         missing = np.isnan(photo).any(-1, keepdims=True)
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         eased = (1 - ease) * photo + ease * procedural
         fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
         return np.where(missing, fallback, eased).astype(np.float32)
+
+    def _edge_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(N, 3) colour of the photo around the nearest point of the input area: the mean of
+        EDGE_SAMPLES² samples, EDGE_CELL_M apart and all inside the area, of the photo's EDGE_CELL_M
+        block means. Repeating the edge pixels outward draws streaks; this is a calm colour that
+        changes only slowly along the edge (and depends only on world position)."""
+        w, s, e, n = self.inputs.bounds
+        cx, cy = self._clamped(x, y)
+        offsets = (np.arange(EDGE_SAMPLES) - (EDGE_SAMPLES - 1) / 2) * EDGE_CELL_M
+        ox, oy = np.meshgrid(offsets, offsets)
+        px = np.clip(cx[:, None] + ox.ravel(), w, e)
+        py = np.clip(cy[:, None] + oy.ravel(), s, n)
+        samples = self._sample(self.rgb_coarse, px, py, bands=3)  # (3, N, K), NaN where the photo has none
+        seen = np.isfinite(samples)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(seen, samples, 0).sum(-1) / seen.sum(-1)  # NaN where none was seen
+        return np.moveaxis(mean, 0, -1)
 
     def object_tile(self) -> Tile | None:
         window, spec = self.window, self.window.spec
@@ -316,10 +338,13 @@ class InputView(ProceduralView):
         if not (owned_in.any() or owned_p.any()):
             return None
         height = self._ndsm(wx, wy)
-        if height is None:  # seeded priors for whole objects, one flat height for cut ones
+        if height is None:  # seeded priors for whole objects; cut ones from world position (see priors)
             whole_b = building_heights(owned_b & ~large_b, spec.gsd, spec.seed)
             height = np.where(large_b, self._building_height(), whole_b)
-            height = np.where(large_t, LARGE_TREE_M, height + tree_heights(owned_t & ~large_t, spec.gsd, spec.seed))
+            woods = wood_heights(inside & (kinds == SurfaceKind.VEGETATION), wx, wy, spec.gsd, spec.seed)
+            height = np.where(large_t, woods, height + tree_heights(owned_t & ~large_t, spec.gsd, spec.seed))
+        large_kind = np.where(large_b, 1, 0) + np.where(large_t, 2, 0)
+        height = _meet_at_borders(height, large_kind, window)
         height = np.where(owned_in, height, np.where(owned_p, obj.height, 0))
         terrain_id = self.scheme.class_for_kind(SurfaceKind.TERRAIN)
         ground_classes = np.where(np.isin(kinds, [SurfaceKind.BUILDING, SurfaceKind.VEGETATION]), terrain_id,
@@ -340,6 +365,25 @@ class InputView(ProceduralView):
         base = self.ground_colour(wx, wy)
         up, colour = (nearest(a, wx.shape) for a in (owned_p, obj.colour))
         return np.where(up[..., None], colour, base)
+
+
+def _meet_at_borders(height: np.ndarray, part: np.ndarray, window: Window) -> np.ndarray:
+    """Heights where a cut object crosses the chunk square's sides: the two cells either side of a
+    side get their mean. A mesh vertex on the side averages the cells of its own chunk only; with
+    both cells alike, the two chunks' vertices there agree instead of differing by a cell's worth
+    of slope. ``part``: which cut object kind each cell belongs to (0: none). Both windows see
+    both cells, so both make the same change."""
+    out = height.copy()
+    band, n = window.band_cells, window.cells
+    for axis in (1, 0):  # west and east sides (columns), then north and south (rows)
+        for inner, outer in ((band, band - 1), (n - band - 1, n - band)):
+            a, b = np.take(height, inner, axis), np.take(height, outer, axis)
+            same = (np.take(part, inner, axis) > 0) & (np.take(part, inner, axis) == np.take(part, outer, axis))
+            for index in (inner, outer):
+                line = [slice(None)] * 2
+                line[axis] = index
+                out[tuple(line)] = np.where(same, (a + b) / 2, np.take(out, index, axis))
+    return out
 
 
 def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:

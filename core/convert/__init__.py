@@ -14,19 +14,20 @@ from ..meshes import KindMesh
 from ..scene import Scene
 from .columns import scene_columns
 from .simplify import BudgetError, simplify_to_budget
-from .solids import close, kind_surface
+from .solids import Cut, close, kind_surface
 from .volume import volume_meshes
 
 __all__ = ["BudgetError", "scene_to_meshes"]
 
 
-def scene_to_meshes(scene: Scene, triangle_budget: int) -> list[KindMesh]:
+def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None) -> list[KindMesh]:
     """One watertight mesh per kind present, in SurfaceKind order, at most ``triangle_budget``
-    faces in all. Raises BudgetError when the budget cannot hold the scene's solids."""
+    faces in all. Raises BudgetError when the budget cannot hold the scene's solids. ``cut``:
+    the rectangle where solids are cut and go on beyond (see ``solids.kind_surface``)."""
     if scene.solid == "volume":
         return volume_meshes(scene, triangle_budget)
     grid = scene_columns(scene)
-    surfaces = [kind_surface(cols, grid) for cols in grid.kinds.values()]
+    surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values()]
     meshes = []
     for surface in simplify_to_budget(surfaces, triangle_budget):
         solid = close(surface)

@@ -89,9 +89,14 @@ class Joins:
         return cls(east, north)
 
 
-def kind_surface(cols: Columns, grid: ColumnGrid) -> Surface:
+Cut = tuple[float, float, float, float]  # west, south, east, north of a rectangle whose sides are cuts
+
+
+def kind_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Surface:
+    """``cut``: a rectangle (tile frame) whose sides cut solids that go on beyond them (a world
+    chunk's square): a canopy ending on such a side keeps its full height there, not a rim."""
     if cols.kind == SurfaceKind.VEGETATION:
-        return lens_surface(cols, grid)
+        return lens_surface(cols, grid, cut)
     joins = Joins.of_mask(cols.mask)
     bottom = cols.bottom
     if cols.kind == SurfaceKind.BUILDING:
@@ -190,16 +195,19 @@ class LensPoints:
     fans: np.ndarray     # (F, 3) top triangles, counter-clockwise from above
 
 
-def lens_surface(cols: Columns, grid: ColumnGrid) -> Surface:
+def lens_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Surface:
     """A rounded canopy: halfway between top and bottom on the rim, pulled towards the full
-    top and bottom by a quarter-circle profile of the distance to the rim."""
+    top and bottom by a quarter-circle profile of the distance to the rim. Where it ends on a
+    side of ``cut`` it is not rounded: that edge is a cut, the canopy goes on beyond it."""
     cc = cell_corners(cols.mask, Joins.of_mask(cols.mask))
     pts = _lens_points(cols.mask, cc)
     n = len(pts.lattice)
     top = _point_mean(pts, cols.top[cc.i, cc.j], n)
     under = _point_mean(pts, cols.bottom[cc.i, cc.j], n)
     u, v = pts.lattice.T
-    depth = _rim_distance(cols.mask, grid.size)[u, v] / CANOPY_ROUNDING
+    reach = int(np.ceil(CANOPY_ROUNDING / grid.size)) + 1
+    distance = _rim_distance(_continued_past(cols.mask, grid, cut, reach), grid.size)
+    depth = distance[u + 2 * reach, v + 2 * reach] / CANOPY_ROUNDING
     shape = np.sqrt(1 - (1 - np.minimum(depth, 1)) ** 2)  # 0 on the rim, 1 from CANOPY_ROUNDING in
     half = (top + under) / 2
     xy = np.array([grid.x0, grid.y0]) + pts.lattice * (grid.size / 2)
@@ -251,6 +259,35 @@ def _fans(ids: np.ndarray, centre: np.ndarray, side_mid: np.ndarray) -> np.ndarr
 
 def _point_mean(pts: LensPoints, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(pts.point, values[pts.cell], minlength=n) / np.bincount(pts.point, minlength=n)
+
+
+def _continued_past(mask: np.ndarray, grid: ColumnGrid, cut: Cut | None, reach: int) -> np.ndarray:
+    """``mask`` padded by ``reach`` cells, with every masked cell that ends on a side of ``cut``
+    (its neighbour across the side unmasked) continued ``reach`` cells beyond that side."""
+    p = np.pad(mask, reach)
+    if cut is None:
+        return p
+    for axis, (low, high) in enumerate(((cut[0], cut[2]), (cut[1], cut[3]))):
+        origin = (grid.x0, grid.y0)[axis]
+        centre = origin + (np.arange(p.shape[axis]) - reach + 0.5) * grid.size
+        across = (grid.y0, grid.x0)[axis] + (np.arange(p.shape[1 - axis]) - reach + 0.5) * grid.size
+        other = (cut[1], cut[3]) if axis == 0 else (cut[0], cut[2])
+        along_cut = (across > other[0]) & (across < other[1])
+        inside = np.nonzero((centre > low) & (centre < high))[0]
+        if not len(inside):
+            continue
+        for last, step in ((inside[-1], 1), (inside[0], -1)):
+            beyond = last + step
+            if not 0 <= beyond < p.shape[axis]:
+                continue
+            lines = np.take(p, last, axis) & ~np.take(p, beyond, axis) & along_cut
+            span = np.arange(beyond, beyond + step * reach, step)
+            span = span[(span >= 0) & (span < p.shape[axis])]
+            if axis == 0:
+                p[np.ix_(span, np.nonzero(lines)[0])] = True
+            else:
+                p[np.ix_(np.nonzero(lines)[0], span)] = True
+    return p
 
 
 def _rim_distance(mask: np.ndarray, size: float) -> np.ndarray:

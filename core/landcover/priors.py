@@ -7,6 +7,10 @@
   d = the canopy's equivalent diameter in metres ("tree height from canopy size"); inside the
   canopy the height rises from 2.5 m at the rim by 1.2 m per metre inward, capped at H, so crowns
   are domes; a ±15 % value noise of 5 m cells gives wide canopies (woods) one bump per crown.
+- Woods too wide to see whole (a world chunk's cut components): ``wood_heights``, a closed canopy
+  whose height depends only on world position and the wood's edge within EDGE_M: WOOD_M tall with
+  ±15 % bumps of 5 m cells, falling in a rounded (quadratic) edge to RIM_M at the wood's rim, so two
+  windows that see a point agree, and no wood is a flat-topped block with cliffs.
 Random draws are hashed from (seed, the component's first cell), so they do not depend on the
 order components are found in.
 """
@@ -58,3 +62,18 @@ def tree_heights(mask: np.ndarray, gsd: float, seed: int) -> np.ndarray:
     y, x = np.mgrid[0:mask.shape[0], 0:mask.shape[1]] * gsd
     bumps = 0.85 + 0.3 * value_noise(seed, x, y, 5.0)
     return np.where(mask, np.minimum(crown, 2.5 + 1.2 * inward) * bumps, 0).astype(np.float32)
+
+
+WOOD_M, RIM_M, EDGE_M = 10.0, 2.0, 8.0
+
+
+def wood_heights(mask: np.ndarray, wx: np.ndarray, wy: np.ndarray, gsd: float, seed: int) -> np.ndarray:
+    """(H, W) float32 canopy heights of wood cells (0 elsewhere) at world positions ``wx``, ``wy``.
+
+    The distance to the rim is capped at EDGE_M, so a cell's height needs only the cells within
+    EDGE_M of it: any window holding that neighbourhood computes the same value.
+    """
+    inward = np.minimum(ndimage.distance_transform_edt(mask) * gsd, EDGE_M) / EDGE_M
+    rounded = 1 - (1 - inward) ** 2
+    crown = WOOD_M * (0.85 + 0.3 * value_noise(seed, wx, wy, 5.0))
+    return np.where(mask, RIM_M + (crown - RIM_M) * rounded, 0).astype(np.float32)

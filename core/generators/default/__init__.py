@@ -1,4 +1,5 @@
-"""The built-in generator: no weights, deterministic, torch on CUDA when present.
+"""The built-in generator: no weights, deterministic, numpy on the CPU (no torch: its work is
+array bookkeeping and elementwise maths, which a GPU would not speed up).
 
 Geometry follows the height raster when there is one (buildings: sharp prisms whose roofs follow
 the roof pixels; trees: rounded canopies; roads and water: flat; terrain: the DTM), else seeded
@@ -16,7 +17,7 @@ from ...landcover import building_heights, classify, first_cells, hash_uniform, 
 from ...scene import Scene, Splats
 from ...schemes import SurfaceKind
 from ...tile import Tile
-from ..base import GenerateSettings, ProgressFn, resolve_device
+from ..base import GenerateSettings, ProgressFn
 from .facade import facade_base
 from .layers import ColumnLayer, build_layers, top_layer_index
 from .surfels import Buildings, TopSurface, top_surfels, wall_surfels
@@ -35,9 +36,8 @@ class DefaultGenerator:
     chunk_safe = True
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
-        device = resolve_device(settings.device)
         seed = settings.seed
-        provenance = {"device": device}
+        provenance = {"device": "cpu"}
         rgb, nir = photo_on_grid(tile)
         ground = _fill_nan(tile.ground) if tile.ground is not None else np.zeros(tile.shape, np.float32)
         provenance["ground"] = "input DTM" if tile.ground is not None else "flat"
@@ -74,8 +74,7 @@ class DefaultGenerator:
         parts = [top_surfels(top, image, image_valid)]
         if building is not None:
             parts.append(wall_surfels(building.top, building.bottom, ground, top, buildings,
-                                      tile.scheme.class_for_kind(SurfaceKind.BUILDING), spacing / 2, seed,
-                                      device))
+                                      tile.scheme.class_for_kind(SurfaceKind.BUILDING), spacing / 2, seed))
         progress(1.0, "scene")
         return Scene(voxels=voxels, splats=Splats.concat(parts), georef=tile.georef, scheme=tile.scheme.name,
                      generator=f"{self.name}/{self.version}", seed=seed,

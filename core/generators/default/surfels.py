@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ...arrays import ramps
 from ...landcover.noise import hash_uniform
@@ -65,7 +64,7 @@ def top_surfels(top: TopSurface, image: np.ndarray, image_valid: np.ndarray) -> 
 
 
 def wall_surfels(roof: np.ndarray, bottom: np.ndarray, ground: np.ndarray, top: TopSurface,
-                 buildings: Buildings, class_id: int, spacing: float, seed: int, device: str) -> Splats:
+                 buildings: Buildings, class_id: int, spacing: float, seed: int) -> Splats:
     """Facade surfels on every exposed building wall, ``spacing`` metres apart."""
     edges = [_exposed_edges(roof, bottom, top, buildings.labels, side) for side in SIDES]
     e = {k: np.concatenate([d[k] for d in edges]) for k in edges[0]}
@@ -82,7 +81,7 @@ def wall_surfels(roof: np.ndarray, bottom: np.ndarray, ground: np.ndarray, top: 
     z = e["z_lo"][idx] + (iu + 0.5) * (e["z_hi"] - e["z_lo"])[idx] / n_up[idx]
     xy = np.stack([e["x"], e["y"]], -1)[idx] + normal[:, :2] * g / 2 + along_dir[:, :2] * offset[:, None]
     pos = np.concatenate([xy, z[:, None]], -1)
-    colour = _facade(pos, along_dir, e, idx, ground, buildings, seed, device)
+    colour = _facade(pos, along_dir, e, idx, ground, buildings, seed)
     return _splats(pos, normal, along_dir, spacing, colour,
                    np.full(len(idx), int(SurfaceKind.BUILDING)), np.full(len(idx), class_id))
 
@@ -103,7 +102,7 @@ def _exposed_edges(roof, bottom, top, labels, side) -> dict[str, np.ndarray]:
             "z_lo": z_lo, "z_hi": roof[r, c], "nx": np.full(len(r), nx), "ny": np.full(len(r), ny)}
 
 
-def _facade(pos, along_dir, e, idx, ground, buildings, seed, device) -> np.ndarray:
+def _facade(pos, along_dir, e, idx, ground, buildings, seed) -> np.ndarray:
     r, c = e["r"][idx], e["c"][idx]
     label = buildings.labels[r, c]
     along = np.einsum("ij,ij->i", pos[:, :2], along_dir[:, :2])
@@ -111,6 +110,5 @@ def _facade(pos, along_dir, e, idx, ground, buildings, seed, device) -> np.ndarr
     height = e["z_hi"][idx] - ground[r, c]
     bay = buildings.bay[label]
     window_key = hash_uniform(seed, 4, label, np.floor(along / bay), np.floor(up / STOREY))
-    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
-    colour = facade_colour(t(buildings.base[label]), t(along), t(up), t(height), t(bay), t(window_key))
-    return colour.cpu().numpy()
+    f = lambda a: np.asarray(a, np.float32)
+    return facade_colour(f(buildings.base[label]), f(along), f(up), f(height), f(bay), f(window_key))
