@@ -54,8 +54,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="default: bar on a terminal, else none")
     gen.add_argument("--save-scene", action="store_true", help="also write the scene model DIR/scene.npz")
     gen.add_argument("--out", type=Path, required=True, help="output folder")
-    conv = sub.add_parser("convert", help="turn a saved scene.npz into GLB / glTF / OBJ")
-    conv.add_argument("scene", type=Path)
+    conv = sub.add_parser("convert", help="turn a saved scene.npz, or a 3DGS / 2DGS splat .ply, into GLB / glTF / OBJ")
+    conv.add_argument("scene", type=Path, help="scene.npz (generate --save-scene) or a Gaussian-splat .ply")
+    conv.add_argument("--up", help="a .ply's up axis: +z (default), -z, +y, -y, +x, -x")
+    conv.add_argument("--scale", type=float, help="a .ply's metres per unit (default 1)")
+    conv.add_argument("--georef", metavar="CRS:X,Y[,Z]", help="where a .ply's origin is (default: NAME.geo.json "
+                      "beside it, else none)")
+    conv.add_argument("--clip", action="store_true", help="drop a .ply's faint and isolated splats (floaters)")
     conv.add_argument("--preset", default="game")
     conv.add_argument("--formats", default="glb")
     conv.add_argument("--progress", choices=["bar", "json", "none"], default=None)
@@ -214,7 +219,7 @@ def _run(args: argparse.Namespace, progress) -> dict:
     preset = load_preset(args.preset)
     formats = _formats(args.formats)
     if args.command == "convert":
-        return run_convert(args.scene, args.out, preset, formats, progress).to_dict()
+        return run_convert(args.scene, args.out, preset, formats, progress, _placement(args)).to_dict()
     from .core.inputs import InputFiles
 
     files = InputFiles(rgb=args.rgb, height=args.height, dtm=args.dtm, semantic=args.semantic,
@@ -224,6 +229,23 @@ def _run(args: argparse.Namespace, progress) -> dict:
                       generator=args.generator, device=args.device, save_scene=args.save_scene,
                       weights=_weights_sources(args))
     return run_generate(job, progress).to_dict()
+
+
+def _placement(args: argparse.Namespace):
+    """Where a splat .ply goes (options that only a .ply takes are refused for a scene.npz)."""
+    from .core.splat_import import Placement, check_placement, parse_georef, placement_beside
+
+    given = {"--up": args.up, "--scale": args.scale, "--georef": args.georef, "--clip": args.clip or None}
+    if args.scene.suffix.lower() != ".ply":
+        wrong = [option for option, value in given.items() if value is not None]
+        if wrong:
+            raise InputError(wrong[0], f"applies to splat .ply files, not {args.scene.name}", "leave it out")
+        return None
+    georef = parse_georef(args.georef) if args.georef else placement_beside(args.scene)
+    placement = Placement(up=args.up or "+z", metres_per_unit=1.0 if args.scale is None else args.scale,
+                          georef=georef, clip=args.clip)
+    check_placement(placement)
+    return placement
 
 
 def _run_weights(args: argparse.Namespace, progress) -> dict:

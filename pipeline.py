@@ -18,6 +18,7 @@ from .core.presets import Preset
 from .core.progress import Progress, peak_rss_mb
 from .core.scene import Scene
 from .core.schemes import get_scheme
+from .core.splat_import import Placement, splat_scene
 from .exporters import write_scene_files
 
 
@@ -76,14 +77,25 @@ def run_generate(job: GenerateJob, progress: Progress) -> Report:
 
 
 def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequence[str],
-                progress: Progress) -> Report:
-    """The second half on its own: a saved scene.npz -> files."""
+                progress: Progress, placement: Placement | None = None) -> Report:
+    """The second half on its own: a saved scene.npz, or a Gaussian-splat .ply placed by
+    ``placement`` (core.splat_import), -> files."""
     check_out_dir(out_dir)
     report = Report()
-    scene = _stage(report, progress, "read", lambda: Scene.load(scene_path))
+    if Path(scene_path).suffix.lower() == ".ply":
+        scene, imported = _stage(report, progress, "read", lambda: _splat_scene(scene_path, placement or Placement()))
+        report.data["splats"] = imported
+    else:
+        scene = _stage(report, progress, "read", lambda: Scene.load(scene_path))
     report.data["inputs"] = {"scene": str(scene_path)}
     _convert_and_export(scene, preset, out_dir, formats, report, progress)
     return report
+
+
+def _splat_scene(path: Path, placement: Placement) -> tuple[Scene, dict]:
+    from .core.inputs.splat_ply import read_splat_ply
+
+    return splat_scene(read_splat_ply(path), placement, str(path))
 
 
 def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Sequence[str],

@@ -6,7 +6,7 @@ Modules, one job each:
     paths, presets, props, prefs                                     settings and where files go
     jobs, job_operator                                               one worker run, stepped on the main thread
     blend_images, importing, georef, mesh_hash, datablocks           inputs from the .blend, results into it
-    ops_generate, ops_extend, ops_export, ops_cancel, ops_presets    the operators
+    ops_generate, ops_import_splats, ops_extend, ops_export, ops_cancel, ops_presets    the operators
     export_reuse, export_blender                                     the two ways batch export writes a file
     ui                                                               sidebar panels, Outliner menu entry
 """
@@ -25,14 +25,15 @@ def _classes() -> tuple:
         ops_export,
         ops_extend,
         ops_generate,
+        ops_import_splats,
         ops_presets,
         prefs,
         props,
         ui,
     )
 
-    return (*props.CLASSES, *prefs.CLASSES, *ops_generate.CLASSES, *ops_extend.CLASSES, *ops_export.CLASSES,
-            *ops_cancel.CLASSES, *ops_presets.CLASSES, *ui.CLASSES)
+    return (*props.CLASSES, *prefs.CLASSES, *ops_generate.CLASSES, *ops_import_splats.CLASSES, *ops_extend.CLASSES,
+            *ops_export.CLASSES, *ops_cancel.CLASSES, *ops_presets.CLASSES, *ui.CLASSES)
 
 
 def register() -> None:

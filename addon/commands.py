@@ -83,6 +83,17 @@ def generate_argv(python: str, args: GenerateArgs) -> list[str]:
                    str(int(args.seed)), "--formats", GENERATE_FORMATS, "--progress", "json", "--out", str(args.out)]
 
 
+def convert_splats_argv(python: str, ply: Path, out: Path, up: str, scale: float, georef: str, clip: bool,
+                        preset: str) -> list[str]:
+    """``satforge convert scene.ply``: a Gaussian-splat file placed and meshed like a tile."""
+    argv = [python, "-m", "satforge", "convert", str(ply), "--up", up, "--scale", repr(float(scale))]
+    if georef:
+        argv += ["--georef", georef]
+    if clip:
+        argv.append("--clip")
+    return argv + ["--preset", preset, "--formats", GENERATE_FORMATS, "--progress", "json", "--out", str(out)]
+
+
 def tiles_arg(x0: int, x1: int, y0: int, y1: int) -> str:
     """``--tiles=X0:X1,Y0:Y1`` as one token: ``--tiles -1:1,...`` would read -1 as an option."""
     return f"--tiles={x0}:{x1},{y0}:{y1}"

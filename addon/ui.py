@@ -69,6 +69,9 @@ class SATFORGE_PT_generate(_SidebarPanel, bpy.types.Panel):
             setattr(op, f"{role}_image", getattr(settings, f"{role}_image"))
         op.palette, op.gsd, op.preset = settings.palette, settings.gsd, settings.preset
         op.seed, op.tile_name, op.generator = settings.seed, settings.tile_name, settings.generator
+        row = layout.row()
+        row.enabled = jobs.active() is None
+        row.operator("satforge.import_splats", text="Import Splats...", icon="IMPORT").preset = settings.preset
 
 
 class SATFORGE_PT_terrain(_SidebarPanel, bpy.types.Panel):
@@ -129,8 +132,14 @@ CLASSES = (SATFORGE_PT_main, SATFORGE_PT_generate, SATFORGE_PT_terrain, SATFORGE
 
 
 def register_menus() -> None:
+    from .ops_import_splats import import_menu
+
     bpy.types.OUTLINER_MT_collection.append(outliner_menu)
+    bpy.types.TOPBAR_MT_file_import.append(import_menu)
 
 
 def unregister_menus() -> None:
+    from .ops_import_splats import import_menu
+
     bpy.types.OUTLINER_MT_collection.remove(outliner_menu)
+    bpy.types.TOPBAR_MT_file_import.remove(import_menu)

@@ -644,3 +644,17 @@ def test_fetch_weights_offline_reports_the_workers_one_line(addon, tmp_path, mon
     with pytest.raises(RuntimeError, match="weights fetch"):
         bpy.ops.satforge.fetch_weights(name="rs3dada")
     assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("*.pth"))
+
+
+def test_import_splats_lands_textured_and_georeferenced(addon, tmp_path):
+    """A 2DGS .ply through File > Import > Gaussian Splats: one textured, UV-mapped object per kind."""
+    from helpers_splats import write_splat_ply
+
+    fresh_scene()
+    ply = write_splat_ply(tmp_path / "block.ply", "2dgs")
+    assert bpy.ops.satforge.import_splats(filepath=str(ply), georef="EPSG:25832:500000,5700000,40") == {"FINISHED"}
+    objects = list(bpy.data.collections["block"].objects)
+    got = summary(objects, lambda obj: obj["satforge_kind"])
+    assert set(got) == {"terrain", "building"}
+    assert all(part["uv"] and part["image_texture"] for part in got.values())
+    assert bpy.context.scene["crs"] == "EPSG:25832"
