@@ -144,3 +144,21 @@ def test_structure_a_column_model_cannot_hold_is_reported(tmp_path, capsys):
     overhangs = report["splats"]["overhangs"]
     assert overhangs["columns"] >= 100 and overhangs["kept"] == "the top surface of each column"
     assert set(box_surfaces(bridge=True)) == set(COLOURS)
+
+
+def test_properties_in_any_order_read_the_same(tmp_path):
+    ply = write_splat_ply(tmp_path / "a.ply", "3dgs", sh_degree=1)
+    raw = ply.read_bytes()
+    end = raw.index(b"end_header\n") + len(b"end_header\n")
+    names = [line.split()[2] for line in raw[:end].decode().splitlines() if line.startswith("property")]
+    data = np.frombuffer(raw[end:], np.dtype([(n, "<f4") for n in names]))
+    shuffled = names[::-1]
+    out = np.zeros(len(data), np.dtype([(n, "<f4") for n in shuffled]))
+    for n in shuffled:
+        out[n] = data[n]
+    head = raw[:end].decode().split("property")[0] + "".join(f"property float {n}\n" for n in shuffled) + "end_header\n"
+    (tmp_path / "b.ply").write_bytes(head.encode() + out.tobytes())
+    a, b = read_splat_ply(ply), read_splat_ply(tmp_path / "b.ply")
+    for field in ("position", "frames", "scale", "opacity", "colour", "sh1"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.layout == "3dgs" and a.sh_degree == 1
