@@ -1,7 +1,7 @@
 """How a world looks where level designers judge it: where chunks meet, and beyond a real tile.
 
     python benchmarks/world_look.py --out DIR [--tiles -1:2,-1:2] [--rgb F] [--height F] [--dtm F]
-                                    [--semantic F] [--workers 2] [--seed 0]
+                                    [--semantic F] [--workers 2] [--seed 0] [--oblique]
 
 Makes the world (or reuses DIR/world), places every chunk's finest LOD at its centre and samples the
 top surface from straight above every 0.25 m. Prints, and writes to DIR/look.json:
@@ -12,7 +12,7 @@ top surface from straight above every 0.25 m. Prints, and writes to DIR/look.jso
 - land-cover shares (building, vegetation, water, road) of the top view inside the inputs and beyond;
 - roof over roof: the share of building-roof area that lies above another building roof.
 
-Writes DIR/top.png (colour from above), DIR/height.png (hillshade) and, when pip bpy is importable,
+Writes DIR/top.png (colour from above), DIR/height.png (hillshade) and, with --oblique (pip bpy),
 DIR/oblique.png (Blender, Cycles on the CPU). Not a test: figures for the session note.
 """
 from __future__ import annotations
@@ -132,6 +132,44 @@ def save_images(view, out: Path) -> None:
     Image.fromarray(shade.astype(np.uint8)).save(out / "height.png")
 
 
+def render_oblique(out: Path, manifest: dict, path: Path, samples: int = 8) -> bool:
+    """The world from the south-west at 35 degrees, in Blender (pip bpy, Cycles on the CPU), each
+    chunk's finest LOD placed at its centre. False when bpy is not importable."""
+    try:
+        import bpy
+    except ImportError:
+        return False
+    from mathutils import Vector
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    size, lo, hi = manifest["chunk_size"], np.full(2, np.inf), np.full(2, -np.inf)
+    for entry in manifest["chunks"].values():
+        before = set(bpy.data.objects)
+        bpy.ops.import_scene.gltf(filepath=str(out / entry["files"][0]["path"]))
+        centre = np.array([(entry["x"] + 0.5) * size, (entry["y"] + 0.5) * size])
+        for obj in set(bpy.data.objects) - before:
+            obj.location = (*centre, 0.0)
+        lo, hi = np.minimum(lo, centre - size / 2), np.maximum(hi, centre + size / 2)
+    mid, span = (lo + hi) / 2, float((hi - lo).max())
+    scene = bpy.context.scene
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    camera.location = (mid[0] - 0.55 * span, mid[1] - 0.75 * span, 0.6 * span)
+    camera.rotation_euler = (Vector((*mid, 0.0)) - camera.location).to_track_quat("-Z", "Y").to_euler()
+    camera.data.lens = 30
+    scene.camera = camera
+    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+    sun.data.energy, sun.rotation_euler = 3.0, (0.7, 0.2, 0.6)
+    scene.collection.objects.link(sun)
+    scene.world = bpy.data.worlds.new("sky")
+    scene.world.color = (0.6, 0.7, 0.8)
+    scene.render.engine, scene.cycles.samples, scene.cycles.device = "CYCLES", samples, "CPU"
+    scene.render.resolution_x, scene.render.resolution_y = 1280, 800
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -140,6 +178,7 @@ def main() -> None:
         parser.add_argument(f"--{role}")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--oblique", action="store_true", help="also render DIR/oblique.png with pip bpy")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = make_world(args.out / "world", args)
@@ -161,6 +200,8 @@ def main() -> None:
     figures["shares_beyond"] = shares(view, kinds_of, ~inside(gx, gy))
     figures["roof_over_roof"] = roof_over_roof(soup, grid)
     save_images(view, args.out)
+    if args.oblique and not render_oblique(args.out / "world", manifest, args.out / "oblique.png"):
+        print("no pip bpy here: oblique.png left out")
     (args.out / "look.json").write_text(json.dumps(figures, indent=1) + "\n")
     print(json.dumps(figures, indent=1))
 

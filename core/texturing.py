@@ -34,13 +34,13 @@ def _run(_name: str, work: Callable[[], T]) -> T:
     return work()
 
 
-def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut):
+def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress):
     from .convert import BudgetError, scene_to_meshes
 
     triangles = budget.triangles
     while True:
         try:
-            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut))
+            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut, progress))
         except BudgetError as err:
             if budget.on_overflow == "refuse":  # only a hand-made preset can ask for too few triangles
                 raise InputError("--preset", str(err), "raise triangles_per_128m in the preset") from None
@@ -55,11 +55,12 @@ def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
     ``threads`` bounds the bake's threads (default every core); the result does not depend on it.
     ``cut``: where a world chunk cuts solids that go on beyond it (west, south, east, north).
-    ``progress(fraction, message)``: how far the current sub-stage is (the bake's texels)."""
+    ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
+    the bake's texels)."""
     from .bake import bake_albedo
     from .unwrap import unwrap
 
-    meshes = _meshes(scene, budget, stage, cut)
-    atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels))
+    meshes = _meshes(scene, budget, stage, cut, progress)
+    atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))
     image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress))
     return atlas, image

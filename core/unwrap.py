@@ -24,6 +24,7 @@ reserved chart, so together they cost one padded texel and have zero UV area.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -293,7 +294,7 @@ def _textured(mesh: KindMesh, c: _Charted, packed: _Packed, index: int,
 
 
 def unwrap(meshes: list[KindMesh], texels_per_metre: float, max_texels: int,
-           padding: int = 4) -> Atlas:
+           padding: int = 4, progress: Callable[[float, str], None] | None = None) -> Atlas:
     """Chart every mesh and pack all of them into one atlas of at most ``max_texels`` texels.
 
     ``texels_per_metre`` is lowered when the visible area would not fit ``max_texels`` at the
@@ -301,13 +302,17 @@ def unwrap(meshes: list[KindMesh], texels_per_metre: float, max_texels: int,
     than ``max_texels`` texels or a side longer than 1.5 * sqrt(max_texels).
     """
     charted = [_chart(m) for m in meshes]
+    if progress is not None:
+        progress(0.3, "charts")
     area = sum(c.visible_area for c in charted)
     tpm = float(texels_per_metre)
     if area * tpm ** 2 / UTILIZATION > max_texels:
         tpm = float(np.sqrt(max_texels * UTILIZATION / area))
     side_cap = SIDE_FACTOR * np.sqrt(max_texels)
-    for _ in range(MAX_PACKS):
+    for attempt in range(MAX_PACKS):
         packed, index, reserved = _pack(meshes, charted, tpm, padding)
+        if progress is not None:
+            progress(0.3 + 0.7 * (attempt + 1) / MAX_PACKS, f"packed at {tpm:.3g} texels per metre")
         w, h = packed.width, packed.height
         shrink = min(1.0, np.sqrt(max_texels / max(w * h, 1)), side_cap / max(w, h, 1))
         if shrink >= 1.0:

@@ -40,6 +40,8 @@ def test_python_m_satforge_writes_every_format_and_a_report(city_files, tmp_path
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     progress = [e["progress"] for e in events if e["event"] == "progress"]
     assert progress == sorted(progress) and progress[-1] == 1.0
+    for stage in ("mesh", "unwrap", "bake"):  # long stages report from inside, not only their ends
+        assert any(0 < e["stage_progress"] < 1 for e in events if e.get("stage") == stage), stage
     assert events[-1]["event"] == "done"
     for name in ("scene.glb", "scene.gltf", "scene.bin", "scene.obj", "scene.mtl", "scene.geo.json",
                  "report.json", "scene.npz"):

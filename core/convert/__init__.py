@@ -8,6 +8,8 @@ Volume scenes (overhangs, from a density volume) take ``volume`` instead: marchi
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..meshes import KindMesh
@@ -20,7 +22,8 @@ from .volume import volume_meshes
 __all__ = ["BudgetError", "scene_to_meshes"]
 
 
-def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None) -> list[KindMesh]:
+def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
+                    progress: Callable[[float, str], None] | None = None) -> list[KindMesh]:
     """One watertight mesh per kind present, in SurfaceKind order, at most ``triangle_budget``
     faces in all. Raises BudgetError when the budget cannot hold the scene's solids. ``cut``:
     the rectangle where solids are cut and go on beyond (see ``solids.kind_surface``)."""
@@ -29,7 +32,7 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None) 
     grid = scene_columns(scene)
     surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values()]
     meshes = []
-    for surface in simplify_to_budget(surfaces, triangle_budget):
+    for surface in simplify_to_budget(surfaces, triangle_budget, progress):
         solid = close(surface)
         meshes.append(KindMesh(kind=surface.kind, vertices=solid.vertices.astype(np.float32),
                                faces=solid.faces.astype(np.int32), class_id=solid.class_id,

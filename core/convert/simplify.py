@@ -19,6 +19,7 @@ merges of that pass are undone, back to the previous (clean) state, until the to
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import fast_simplification
@@ -67,15 +68,23 @@ class _Joint:
         return f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])]
 
 
-def simplify_to_budget(surfaces: list[Surface], budget: int) -> list[Surface]:
-    """Surfaces whose closed solids total at most ``budget`` faces."""
+def simplify_to_budget(surfaces: list[Surface], budget: int,
+                       progress: Callable[[float, str], None] | None = None) -> list[Surface]:
+    """Surfaces whose closed solids total at most ``budget`` faces; ``progress(fraction, message)``
+    hears of every pass."""
     total = sum(s.closed_face_count for s in surfaces)
     if total <= budget:
         return surfaces
     joint = _join(surfaces)
     target = budget // 2  # each top face comes back twice (top and underside)
+    start = len(joint.faces)
+
+    def passed(faces: int) -> None:  # passes shrink by a factor: count progress in factors
+        if progress is not None:
+            progress(min(1.0, np.log(start / faces) / np.log(start / max(target, 1))), f"{faces} faces")
+
     for _ in range(MAX_ROUNDS):
-        current = _shrink(joint, target)
+        current = _shrink(joint, target, passed)
         out = [_surface(joint, part) for part in joint.parts]
         total = sum(s.closed_face_count for s in out)
         if total <= budget:
@@ -112,8 +121,9 @@ def _join(surfaces: list[Surface]) -> _Joint:
                   points.copy())
 
 
-def _shrink(joint: _Joint, target: int) -> int:
-    """Simplify in passes down to about ``target`` faces; returns the faces left."""
+def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda faces: None) -> int:
+    """Simplify in passes down to about ``target`` faces, telling ``passed`` the faces after each
+    pass; returns the faces left."""
     current = len(joint.merged(joint.faces))
     while current > target:
         before = (joint.root.copy(), joint.pos.copy())
@@ -124,6 +134,7 @@ def _shrink(joint: _Joint, target: int) -> int:
         if left >= current:
             break  # the simplifier is stuck
         current = left
+        passed(current)
     return current
 
 
