@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.contract import OUTPUT_STEM, REPORT, RESULT_FILES
@@ -18,8 +19,10 @@ from .core.presets import Preset
 from .core.progress import Progress, peak_rss_mb
 from .core.scene import Scene
 from .core.schemes import get_scheme
-from .core.splat_import import Placement, splat_scene
 from .exporters import write_scene_files
+
+if TYPE_CHECKING:
+    from .core.splat_import import Placement
 
 
 @dataclass
@@ -83,7 +86,7 @@ def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequen
     check_out_dir(out_dir)
     report = Report()
     if Path(scene_path).suffix.lower() == ".ply":
-        scene, imported = _stage(report, progress, "read", lambda: _splat_scene(scene_path, placement or Placement()))
+        scene, imported = _stage(report, progress, "read", lambda: _splat_scene(scene_path, placement))
         report.data["splats"] = imported
     else:
         scene = _stage(report, progress, "read", lambda: Scene.load(scene_path))
@@ -92,10 +95,11 @@ def run_convert(scene_path: Path, out_dir: Path, preset: Preset, formats: Sequen
     return report
 
 
-def _splat_scene(path: Path, placement: Placement) -> tuple[Scene, dict]:
+def _splat_scene(path: Path, placement: Placement | None) -> tuple[Scene, dict]:
     from .core.inputs.splat_ply import read_splat_ply
+    from .core.splat_import import Placement, splat_scene  # scipy.spatial: only for splat files
 
-    return splat_scene(read_splat_ply(path), placement, str(path))
+    return splat_scene(read_splat_ply(path), placement or Placement(), str(path))
 
 
 def _convert_and_export(scene: Scene, preset: Preset, out_dir: Path, formats: Sequence[str],
