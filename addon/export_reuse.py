@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote
 
 from mathutils import Matrix
 
+from ..core.contract import temp_name
 from .mesh_hash import mesh_hash
 
 # Batch export format -> the key under which import recorded the worker's files.
@@ -58,9 +59,12 @@ def reusable_files(collection, export_format: str, preset_name: str) -> list[Pat
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    part = path.with_name(f".{path.name}.part")
-    part.write_bytes(data)
-    os.replace(part, path)
+    part = path.with_name(temp_name(path.name))  # named per run: another Blender never clashes with it
+    try:
+        part.write_bytes(data)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _renamed_gltf(data: bytes, names: dict[str, str]) -> bytes:

@@ -9,20 +9,15 @@ another user can read what we write.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PART = ".part"
-_SEP = "~"  # never in a host name, so a name splits unambiguously from the right
+from .contract import TEMP_SEP, TEMP_SUFFIX, temp_name
 
-
-def temp_name(name: str) -> str:
-    """A hidden name for a temporary sibling of ``name``, unique to this run."""
-    return f".{name}{_SEP}{_host()}{_SEP}{os.getpid()}{_SEP}{secrets.token_hex(4)}{PART}"
+PART, _SEP = TEMP_SUFFIX, TEMP_SEP
 
 
 def _host() -> str:

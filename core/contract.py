@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import socket
 from pathlib import Path
 
 # ---- inputs -------------------------------------------------------------------------------------
@@ -150,3 +153,15 @@ def manifest_preset_name(manifest: dict) -> str:
     stored only the name)."""
     preset = manifest.get("preset", "")
     return str(preset.get("name", "")) if isinstance(preset, dict) else str(preset)
+
+
+# ---- temporary files (core/atomic.py, the add-on's exports) -------------------------------------------
+
+TEMP_SEP, TEMP_SUFFIX = "~", ".part"  # "~" is never in a host name: a name splits from the right
+
+
+def temp_name(name: str) -> str:
+    """``.{name}~{host}~{pid}~{token}.part``: a hidden temporary sibling of ``name``, unique to this run,
+    that says whose it is, so only its run, or a later run once that process is gone, removes it."""
+    host = socket.gethostname().replace(TEMP_SEP, "-")
+    return f".{name}{TEMP_SEP}{host}{TEMP_SEP}{os.getpid()}{TEMP_SEP}{secrets.token_hex(4)}{TEMP_SUFFIX}"
