@@ -298,10 +298,11 @@ class InputView(ProceduralView):
         where it has no data, the colour of the known class, else the procedural colour."""
         ids, known = self._known(x, y)
         photo = np.moveaxis(self._sample(self.rgb, x, y, bands=3), 0, -1)
-        outside = self._outside(x, y) > 0
-        if outside.any() and self.rgb is not None:
-            photo[outside] = self._edge_colour(x[outside], y[outside])
-        ease = _smoothstep(self._outside(x, y) / COLOUR_HANDOVER_M)[..., None]
+        distance = self._outside(x, y)
+        band = (distance > 0) & (distance < COLOUR_HANDOVER_M)  # further out the procedural colour alone shows
+        if band.any() and self.rgb is not None:
+            photo[band] = self._edge_colour(x[band], y[band])
+        ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         missing = np.isnan(photo).any(-1, keepdims=True)
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         eased = (1 - ease) * photo + ease * procedural
