@@ -10,35 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .contract import TEMP_SEP, TEMP_SUFFIX, temp_name
-
-PART, _SEP = TEMP_SUFFIX, TEMP_SEP
-
-
-def _host() -> str:
-    return socket.gethostname().replace(_SEP, "-")
-
-
-def _owner(entry: str) -> tuple[str, int] | None:
-    """(host, pid) of the run that made a temporary entry, None for any other name."""
-    if not (entry.startswith(".") and entry.endswith(PART)):
-        return None
-    parts = entry[:-len(PART)].rsplit(_SEP, 3)
-    if len(parts) != 4 or not parts[2].isdigit():
-        return None
-    return parts[1], int(parts[2])
+from .contract import temp_host, temp_name, temp_owner
 
 
 def _alive(host: str, pid: int) -> bool:
     """Whether the run may still be going: another host's runs always may."""
-    if host != _host():
-        return True
-    if pid == os.getpid():
+    if host != temp_host() or pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
@@ -57,7 +38,7 @@ def remove_dead_temps(folder: Path) -> int:
     except (FileNotFoundError, NotADirectoryError):
         return 0
     for entry in entries:
-        owner = _owner(entry.name)
+        owner = temp_owner(entry.name)
         if owner is None or _alive(*owner):
             continue
         if entry.is_dir(follow_symlinks=False):
@@ -68,26 +49,25 @@ def remove_dead_temps(folder: Path) -> int:
     return removed
 
 
-def create_temp_file(path: Path) -> Path:
-    """An empty temporary sibling of ``path`` (mode 0666 less the umask)."""
+def _create_temp(path: Path, make: Callable[[Path], None]) -> Path:
+    """A new temporary sibling of ``path``, made by ``make`` (which refuses an existing name)."""
     while True:
         tmp = path.with_name(temp_name(path.name))
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            make(tmp)
             return tmp
         except FileExistsError:  # a token collision: draw another
             continue
 
 
+def create_temp_file(path: Path) -> Path:
+    """An empty temporary sibling of ``path`` (mode 0666 less the umask)."""
+    return _create_temp(path, lambda tmp: os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+
+
 def create_temp_dir(path: Path) -> Path:
     """An empty temporary sibling folder of ``path`` (mode 0777 less the umask)."""
-    while True:
-        tmp = path.with_name(temp_name(path.name))
-        try:
-            tmp.mkdir(0o777)
-            return tmp
-        except FileExistsError:
-            continue
+    return _create_temp(path, lambda tmp: tmp.mkdir(0o777))
 
 
 @contextmanager

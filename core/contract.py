@@ -160,8 +160,22 @@ def manifest_preset_name(manifest: dict) -> str:
 TEMP_SEP, TEMP_SUFFIX = "~", ".part"  # "~" is never in a host name: a name splits from the right
 
 
+def temp_host() -> str:
+    """This machine's name as temporary names carry it."""
+    return socket.gethostname().replace(TEMP_SEP, "-")
+
+
 def temp_name(name: str) -> str:
     """``.{name}~{host}~{pid}~{token}.part``: a hidden temporary sibling of ``name``, unique to this run,
     that says whose it is, so only its run, or a later run once that process is gone, removes it."""
-    host = socket.gethostname().replace(TEMP_SEP, "-")
-    return f".{name}{TEMP_SEP}{host}{TEMP_SEP}{os.getpid()}{TEMP_SEP}{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    return f".{name}{TEMP_SEP}{temp_host()}{TEMP_SEP}{os.getpid()}{TEMP_SEP}{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def temp_owner(entry: str) -> tuple[str, int] | None:
+    """(host, pid) of the run that made a ``temp_name`` entry; None for any other name."""
+    if not (entry.startswith(".") and entry.endswith(TEMP_SUFFIX)):
+        return None
+    parts = entry[:-len(TEMP_SUFFIX)].rsplit(TEMP_SEP, 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])

@@ -81,9 +81,9 @@ def check_placement(placement: Placement) -> None:
 def splat_scene(cloud: SplatCloud, placement: Placement, source: str) -> tuple[Scene, dict]:
     """(the scene in the tile frame, what the import did: counts of clipped splats and overhangs)."""
     check_placement(placement)
-    rotate = _up_rotation(placement.up) * placement.metres_per_unit
-    position = cloud.position @ rotate.T
-    frames = np.einsum("ij,mjk->mik", _up_rotation(placement.up), cloud.frames)
+    rotation = _up_rotation(placement.up)
+    position = cloud.position @ (rotation * placement.metres_per_unit).T
+    frames = np.einsum("ij,mjk->mik", rotation, cloud.frames)
     scale = cloud.scale * placement.metres_per_unit
     keep, report = _clip(position, cloud.opacity) if placement.clip else (np.ones(len(position), bool), {})
     if not keep.any():
@@ -100,7 +100,7 @@ def splat_scene(cloud: SplatCloud, placement: Placement, source: str) -> tuple[S
                     rotation=quaternions_from_frames(frames[:, :, 0], frames[:, :, 1], frames[:, :, 2]),
                     scale=scale.astype(np.float32), opacity=opacity, colour=colour,
                     class_id=_class_of(kind), kind=kind,
-                    sh1=None if cloud.sh1 is None else _rotate_sh1(cloud.sh1[keep], _up_rotation(placement.up)))
+                    sh1=None if cloud.sh1 is None else _rotate_sh1(cloud.sh1[keep], rotation))
     georef = _georef(placement, centre, hi - lo, voxels.size, source)
     provenance = {"splats": f"{cloud.layout}, SH degree {cloud.sh_degree}, {int(keep.sum())} splats",
                   "classes": "heuristic: height above the opened ground and colour (core/splat_import.py)"}
@@ -189,8 +189,9 @@ def _green_share(flat: np.ndarray, colour: np.ndarray, shape: tuple[int, int]) -
 
 def _gap_columns(flat: np.ndarray, k: np.ndarray, top: np.ndarray, obj: np.ndarray, size: float) -> int:
     """Object columns with occupied voxels under a gap of more than GAP_M below their top."""
-    occupied = np.unique(flat * (int(top.max()) + 2) + k)
-    column, level = occupied // (int(top.max()) + 2), occupied % (int(top.max()) + 2)
+    levels = int(top.max()) + 2
+    occupied = np.unique(flat * levels + k)
+    column, level = occupied // levels, occupied % levels
     step = np.diff(level)
     same = column[1:] == column[:-1]
     gap_cols = np.unique(column[1:][same & (step > GAP_M / size)])

@@ -107,14 +107,19 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
     return Style(urban=urban, woods=woods, storeys=storeys, crown=crown)
 
 
+def distance_outside(bounds: tuple[float, float, float, float], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distance (metres) of world positions from the rectangle ``bounds`` (west, south, east, north); 0 inside."""
+    w, s, e, n = bounds
+    return np.hypot(np.maximum(np.maximum(w - x, x - e), 0), np.maximum(np.maximum(s - y, y - n), 0))
+
+
 def _near(bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Sample points within NEAR_M of the input area, where procedural objects may stand (more
     than MAX_OBJECT outside it)."""
     w, s, e, n = bounds
     x, y = np.meshgrid(np.arange(w - NEAR_M, e + NEAR_M, CALIBRATION_M) + CALIBRATION_M / 2,
                        np.arange(s - NEAR_M, n + NEAR_M, CALIBRATION_M) + CALIBRATION_M / 2)
-    outside = np.hypot(np.maximum(np.maximum(w - x, x - e), 0), np.maximum(np.maximum(s - y, y - n), 0))
-    keep = outside > MAX_OBJECT
+    keep = distance_outside(bounds, x, y) > MAX_OBJECT
     return x[keep], y[keep]
 
 

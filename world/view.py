@@ -218,8 +218,7 @@ class InputView(ProceduralView):
     # -- positions -------------------------------------------------------------------------------
     def _outside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance (metres) from the input area; 0 inside."""
-        w, s, e, n = self.inputs.bounds
-        return np.hypot(np.maximum(np.maximum(w - x, x - e), 0), np.maximum(np.maximum(s - y, y - n), 0))
+        return source.distance_outside(self.inputs.bounds, x, y)
 
     def _clamped(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w, s, e, n = self.inputs.bounds
