@@ -33,6 +33,7 @@ from .schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind
 
 MIN_OPACITY, FLOATER_RADIUS_M, MIN_NEIGHBOURS = 0.05, 1.0, 3
 GROUND_WINDOW_M, OBJECT_M, GAP_M = 30.0, 1.5, 2.0
+BASE_M = 1.0  # solids reach this far under the ground (the terrain's hidden underside, walls' feet)
 UP_AXES = {"+z": (2, 1), "-z": (2, -1), "+y": (1, 1), "-y": (1, -1), "+x": (0, 1), "-x": (0, -1)}
 
 
@@ -199,17 +200,21 @@ def _gap_columns(flat: np.ndarray, k: np.ndarray, top: np.ndarray, obj: np.ndarr
 
 
 def _column_voxels(seen, obj, ground, top, object_kind, size, origin, flat, colour) -> SparseVoxels:
-    """Per seen column a terrain voxel at the ground; per object column its kind from the ground up
-    to the top (the two voxels the column model reads)."""
+    """The voxels the column model reads: per seen column terrain at the ground and BASE_M under it
+    (a solid slab: an underside on the ground itself would fight with the top), per object column
+    its kind from BASE_M under the ground (walls reach into the terrain) up to its top."""
     n = seen.size
     mean = np.stack([np.bincount(flat, colour[:, c], minlength=n) for c in range(3)], 1) / \
         np.maximum(np.bincount(flat, minlength=n), 1)[:, None]
+    below = max(1, int(np.ceil(BASE_M / size)))
     i, j = np.nonzero(seen)
     oi, oj = np.nonzero(obj)
-    coords = np.concatenate([np.stack([i, j, ground[i, j]], 1), np.stack([oi, oj, ground[oi, oj]], 1),
+    coords = np.concatenate([np.stack([i, j, ground[i, j]], 1), np.stack([i, j, ground[i, j] - below], 1),
+                             np.stack([oi, oj, ground[oi, oj] - below], 1),
                              np.stack([oi, oj, top[oi, oj]], 1)]).astype(np.int32)
-    kinds = np.concatenate([np.full(len(i), SurfaceKind.TERRAIN), np.repeat(object_kind[oi, oj], 2)]).astype(np.uint8)
-    cells = np.concatenate([i * seen.shape[1] + j, np.tile(oi * seen.shape[1] + oj, 2)])
+    kinds = np.concatenate([np.full(2 * len(i), SurfaceKind.TERRAIN),
+                            np.tile(object_kind[oi, oj], 2)]).astype(np.uint8)
+    cells = np.concatenate([np.tile(i * seen.shape[1] + j, 2), np.tile(oi * seen.shape[1] + oj, 2)])
     normal = np.zeros((len(coords), 3), np.float32)
     normal[:, 2] = 1
     return SparseVoxels(coords=coords, size=size, origin=origin.astype(np.float64),

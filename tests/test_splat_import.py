@@ -41,6 +41,8 @@ def test_a_splat_block_becomes_a_valid_textured_block(tmp_path, capsys, layout, 
     assert_valid_gltf(glb)
     assert_valid_gltf(tmp_path / "out" / "scene.gltf")
     assert report["triangles"]["building"] > 0 and report["splats"]["overhangs"]["columns"] == 0
+    for name, vertices, *_ in load_glb_meshes(str(glb)):  # glTF y up: every solid reaches under the ground
+        assert vertices[:, 1].min() <= -0.5, name  # (an underside on the ground fights with the top)
     view = render_top_view(str(glb), GROUND, GROUND, GSD)
     colour, height = _expected_top()
     inner = np.zeros(height.shape, bool)
