@@ -8,7 +8,8 @@ top surface from straight above every 0.25 m. Prints, and writes to DIR/look.jso
 
 - border steps: the share of samples 0.125 m either side of a chunk border whose top surfaces differ
   by more than 0.3 m, inside the input area and beyond it; the same on lines through the chunks'
-  middles (not borders) as the control: what a line anywhere crosses (walls, crowns);
+  middles (not borders) as the control: what a line anywhere crosses (walls, crowns). "seam": the
+  same 0.02 m either side, where only a wall or rim right on the line, or a seam, steps;
 - land-cover shares (building, vegetation, water, road) of the top view inside the inputs and beyond;
 - roof over roof: the share of building-roof area that lies above another building roof.
 
@@ -31,7 +32,7 @@ from satforge.core.schemes import SurfaceKind, get_scheme
 from satforge.world.hlod import read_glb
 from satforge.world.surface import Grid, Soup, heights, sample
 
-STEP_M, SAMPLE_M = 0.3, 0.25
+STEP_M, SAMPLE_M, SEAM_M = 0.3, 0.25, 0.04
 
 
 def make_world(out: Path, args: argparse.Namespace) -> dict:
@@ -53,38 +54,43 @@ def world_soup(out: Path, manifest: dict) -> tuple[Soup, list[tuple[int, int]]]:
 
 
 def border_steps(soup: Soup, chunks: list[tuple[int, int]], size: float, inside) -> dict:
-    """Step shares across chunk borders and across mid-chunk control lines, split by ``inside``."""
+    """Step shares across chunk borders and across mid-chunk control lines, split by ``inside``:
+    "step" between points SAMPLE_M apart (what the issue measures: slopes, walls and crown rims
+    crossing the line count too), "seam" between points SEAM_M apart (what the line itself adds)."""
     have = set(chunks)
     result = {}
     for name, offset in (("border", 0.0), ("control", size / 2)):
-        steps = {True: [], False: []}
+        steps = {(side, gap): [] for side in (True, False) for gap in (SAMPLE_M, SEAM_M)}
         for x, y in chunks:
             for axis, (nx, ny) in ((0, (x + 1, y)), (1, (x, y + 1))):
                 if offset == 0.0 and (nx, ny) not in have:
                     continue
                 line = (x + 1) * size - offset if axis == 0 else (y + 1) * size - offset
                 along = np.arange(SAMPLE_M / 2, size, SAMPLE_M) + (y if axis == 0 else x) * size
-                a, b, px, py = _pair(soup, axis, line, along)
-                ok = np.isfinite(a) & np.isfinite(b)
-                where = inside(px, py)
-                for side in (True, False):
-                    steps[side].append((np.abs(a - b) > STEP_M)[ok & (where == side)])
+                for gap in (SAMPLE_M, SEAM_M):
+                    a, b, px, py = _pair(soup, axis, line, along, gap)
+                    ok = np.isfinite(a) & np.isfinite(b)
+                    where = inside(px, py)
+                    for side in (True, False):
+                        steps[side, gap].append((np.abs(a - b) > STEP_M)[ok & (where == side)])
         for side, label in ((True, "inside"), (False, "beyond")):
-            values = np.concatenate(steps[side]) if steps[side] else np.zeros(0, bool)
-            result[f"{name}_{label}"] = {"samples": int(values.size),
-                                         "share_over_0.3m": round(float(values.mean()), 4) if values.size else None}
+            entry = {}
+            for gap, key in ((SAMPLE_M, "step"), (SEAM_M, "seam")):
+                values = np.concatenate(steps[side, gap]) if steps[side, gap] else np.zeros(0, bool)
+                entry["samples"] = int(values.size)
+                entry[f"{key}_share_over_0.3m"] = round(float(values.mean()), 4) if values.size else None
+            result[f"{name}_{label}"] = entry
     return result
 
 
-def _pair(soup: Soup, axis: int, line: float, along: np.ndarray):
-    """Top heights 0.125 m before and after ``line`` (x = line for axis 0, y = line for axis 1)."""
-    before = line - SAMPLE_M / 2
+def _pair(soup: Soup, axis: int, line: float, along: np.ndarray, gap: float):
+    """Top heights gap / 2 before and after ``line`` (x = line for axis 0, y = line for axis 1)."""
     if axis == 0:
-        grid = Grid(west=before - SAMPLE_M / 2, north=along.max() + SAMPLE_M / 2, dx=SAMPLE_M, dy=SAMPLE_M,
+        grid = Grid(west=line - gap, north=along.max() + SAMPLE_M / 2, dx=gap, dy=SAMPLE_M,
                     cols=2, rows=len(along))
         h = heights(soup.xyz[_near(soup, 0, line)], grid)[::-1]
         return h[:, 0], h[:, 1], np.full_like(along, line), along
-    grid = Grid(west=along.min() - SAMPLE_M / 2, north=line + SAMPLE_M, dx=SAMPLE_M, dy=SAMPLE_M,
+    grid = Grid(west=along.min() - SAMPLE_M / 2, north=line + gap, dx=SAMPLE_M, dy=gap,
                 cols=len(along), rows=2)
     h = heights(soup.xyz[_near(soup, 1, line)], grid)
     return h[1], h[0], along, np.full_like(along, line)

@@ -10,9 +10,10 @@ Content (OpenEarthMap class ids):
 - urban districts (value noise of 300 m cells above ``Style.urban``): a road grid every ROAD_PERIOD
   metres, and one building per LOT x LOT metre lot at most, with a setback so buildings never touch
   each other or a road; storeys (up to ``Style.storeys``) and roof colour hashed from the lot index.
-- woods (value noise of 150 m cells above ``Style.woods``): at most one tree per TREE_CELL metre
-  cell, its crown a disc that stays inside its own cell (so crowns never merge), height hashed from
-  the cell index; in towns too, as garden trees clear of their lot's building.
+- woods (value noise of 150 m cells plus finer noise of CLUMP_M cells, for clumps and glades,
+  above ``Style.woods``): at most one tree per TREE_CELL metre cell, its crown a disc anywhere in its own cell that
+  keeps it inside (so crowns never merge), height hashed from the cell index; in towns too, as
+  garden trees clear of their lot's building.
 A world over input rasters sets the Style from the inputs' statistics (``style_from_shares``), so
 the continuation looks like the place it continues.
 Objects (buildings, trees) carry an anchor point (footprint corner, crown centre): the chunk
@@ -30,7 +31,10 @@ ROAD_PERIOD, ROAD_WIDTH = 96.0, 7.0   # metres; a road runs along x' (or y') mod
 GRID_SHIFT = 41.0                     # x' = x - shift: road and lot edges never fall on chunk borders
 LOT = 24.0                            # building lot side, metres (ROAD_PERIOD is 4 lots)
 TREE_CELL = 7.0                       # one tree at most per cell of this side, metres
+CLUMP_M = 30.0                        # trees stand in clumps about this wide
 MAX_OBJECT = LOT                      # no object reaches further than this from its anchor
+MAX_RADIUS = 2.6                      # crown radius at most (under half a tree cell)
+MIRRORED_M = 20.0                     # input objects cut by an input area's edge go on this far beyond it (``view``)
 WATER_LINE = 0.32                     # relief level (in [0, 1]) under which there is water
 RELIEF_M = 14.0                       # metres of height per unit of relief
 
@@ -107,6 +111,12 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
     return Style(urban=urban, woods=woods, storeys=storeys, crown=crown)
 
 
+def clearance(class_id: np.ndarray) -> np.ndarray:
+    """How far outside an input area a procedural object's anchor must lie: beyond the input
+    objects continued past the area's edge (MIRRORED_M) by the object's reach from its anchor."""
+    return MIRRORED_M + np.where(class_id == BUILDING, MAX_OBJECT, MAX_RADIUS)
+
+
 def distance_outside(bounds: tuple[float, float, float, float], x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Distance (metres) of world positions from the rectangle ``bounds`` (west, south, east, north); 0 inside."""
     w, s, e, n = bounds
@@ -114,12 +124,12 @@ def distance_outside(bounds: tuple[float, float, float, float], x: np.ndarray, y
 
 
 def _near(bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Sample points within NEAR_M of the input area, where procedural objects may stand (more
-    than MAX_OBJECT outside it)."""
+    """Sample points within NEAR_M of the input area, where procedural objects may stand (trees
+    from MIRRORED_M + MAX_RADIUS outside it)."""
     w, s, e, n = bounds
     x, y = np.meshgrid(np.arange(w - NEAR_M, e + NEAR_M, CALIBRATION_M) + CALIBRATION_M / 2,
                        np.arange(s - NEAR_M, n + NEAR_M, CALIBRATION_M) + CALIBRATION_M / 2)
-    keep = distance_outside(bounds, x, y) > MAX_OBJECT
+    keep = distance_outside(bounds, x, y) > MIRRORED_M + MAX_RADIUS
     return x[keep], y[keep]
 
 
@@ -154,7 +164,12 @@ class Procedural:
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(..., 3) float32 sRGB albedo of the ground."""
-        return class_colour(self.ground_class(x, y), _shade(self.seed, x, y))
+        return self.colour_of(self.ground_class(x, y), x, y)
+
+    def colour_of(self, class_id: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(..., 3) float32 sRGB albedo of ground of OpenEarthMap classes ``class_id`` at positions,
+        shaded as this world shades its ground."""
+        return class_colour(class_id, _shade(self.seed, x, y))
 
     def _footprint(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """(lot ix, iy, whether it holds a building, footprint x0, y0, x1, y1) of each position's lot."""
@@ -187,11 +202,14 @@ class Procedural:
         """(inside, height, crown colour, anchor) of the tree of each position's tree cell."""
         seed = self.seed
         tx, ty = np.floor(x / TREE_CELL), np.floor(y / TREE_CELL)
-        cx = (tx + 0.5 + 0.25 * (hash_uniform(seed, 21, tx, ty) - 0.5)) * TREE_CELL
-        cy = (ty + 0.5 + 0.25 * (hash_uniform(seed, 22, tx, ty) - 0.5)) * TREE_CELL
-        # Radius plus jitter stays under half a cell: crowns never merge.
-        radius = np.minimum((1.6 + 0.8 * hash_uniform(seed, 23, tx, ty)) * self.style.crown, 2.6)
-        density = np.clip((_woods(seed, cx, cy) - self.style.woods) * 3, 0, 0.9)
+        radius = np.minimum((1.6 + 0.8 * hash_uniform(seed, 23, tx, ty)) * self.style.crown, MAX_RADIUS)
+        # The crown anywhere in its cell that keeps it inside (crowns never merge): no lattice shows.
+        room = TREE_CELL / 2 - radius
+        cx = (tx + 0.5) * TREE_CELL + room * (2 * hash_uniform(seed, 21, tx, ty) - 1)
+        cy = (ty + 0.5) * TREE_CELL + room * (2 * hash_uniform(seed, 22, tx, ty) - 1)
+        # Woods fray into clumps and glades at their edges (value noise of CLUMP_M cells).
+        woods = _woods(seed, cx, cy) + 0.4 * (value_noise(seed + 310, cx, cy, CLUMP_M) - 0.5)
+        density = np.clip((woods - self.style.woods) * 3, 0, 0.9)
         centre_class = self.ground_class(cx, cy)
         exists = (hash_uniform(seed, 24, tx, ty) < density) & (centre_class != WATER) & (centre_class != ROAD)
         # In towns, garden trees: none whose crown would reach its lot's building.

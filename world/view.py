@@ -5,15 +5,20 @@ its window, and the objects it owns. Two kinds of world:
 - ``InputView``: the input rasters, read for this chunk's window only, with the procedural world
   beyond them. Past the input's edge the ground eases from the input's edge value into the
   procedural relief over HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the
-  distance to the input area), so there is no step or line at the hand-over.
+  distance to the input area), so there is no step or line at the hand-over. What the edge cuts
+  goes on beyond it, taken from the input's mirror image across the edge (the reflection): water
+  and roads for up to MIRROR_M, narrowing to nothing from TAPER_FROM_M; buildings and trees up to
+  about OBJECT_MIRROR_M, so an object the edge cuts becomes a whole one (a canopy with a rim, a
+  building with its walls) instead of ending in a cliff. The window reads the inputs' cells it
+  reflects as well (``analysis_cells``).
 
 Every method is a pure function of world position (and the spec): windows are sampled through
 global grid indices, so two chunks asking about one point get the same bits.
 
 Ownership, so no object is cut where it can be whole and none is made twice:
 - procedural objects belong to the chunk holding their anchor (``source``); near the inputs only
-  those whose anchor lies more than MAX_OBJECT outside the input area exist, so they never overlap
-  input content;
+  those whose anchor lies far enough outside the input area exist (``source.clearance``), so they
+  never overlap input content or its continuation;
 - an input object (a 4-connected component of building or vegetation cells) whose bounding box
   fits the overlap band is *small*: it is seen whole by the chunk holding its first cell (north-
   west-most, row-major), which owns it whole. Any other component is *large* and is cut at chunk
@@ -23,7 +28,9 @@ Ownership, so no object is cut where it can be whole and none is made twice:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +43,7 @@ from ..core.inputs.raster import open_raster
 from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.landcover import building_heights, classify, first_cells, tree_heights, wood_heights
+from ..core.landcover.noise import value_noise
 from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
@@ -47,6 +55,15 @@ COLOUR_HANDOVER_M = 16.0
 EDGE_CELL_M = 4.0       # the hand-over's edge colour: the photo in blocks of this side ...
 EDGE_SAMPLES = 5        # ... sampled EDGE_SAMPLES x EDGE_SAMPLES times, EDGE_CELL_M apart, and averaged
 VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
+MIRROR_M = 96.0          # water and roads the input's edge cuts go on this far beyond it ...
+CROSS_M = 16.0           # ... when they cross it: run inward from it at least this far ...
+TAPER_FROM_M = 64.0      # ... at full width up to here, then keeping only cells whose distance
+TAPER = 0.25             # to the feature's side is at least TAPER * (distance - TAPER_FROM_M) ...
+DEPTH_CAP_M = TAPER * (MIRROR_M - TAPER_FROM_M)  # ... (so nothing is left at MIRROR_M)
+OBJECT_MIRROR_M = 0.8 * source.MIRRORED_M  # objects the edge cuts go on about this far beyond it (x 0.75 .. 1.25)
+REACH_M = max(DEPTH_CAP_M, CROSS_M) + 4.0  # analysis cells read around reflected ones (filters, depths, crossings)
+CONTINUED_KINDS = (SurfaceKind.WATER, SurfaceKind.ROAD)
+OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
 
 
 class View(Protocol):
@@ -54,6 +71,47 @@ class View(Protocol):
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
     def object_tile(self) -> Tile | None: ...
+
+
+@dataclass(frozen=True)
+class Cells:
+    """A block of analysis cells on the world grid, cells of ``gsd`` metres. Global column ``col0``
+    (x from col0·gsd) is its west-most, global row ``row0`` (y from row0·gsd) its north-most; array
+    row 0 is north. Two blocks holding a cell index it alike."""
+
+    gsd: float
+    col0: int
+    row0: int
+    rows: int
+    cols: int
+
+    @classmethod
+    def covering(cls, gsd: float, rect: tuple[float, float, float, float]) -> Cells:
+        """The cells touching ``rect`` (west, south, east, north)."""
+        w, s, e, n = rect
+        col0, row0, row_s = math.floor(w / gsd), math.ceil(n / gsd) - 1, math.floor(s / gsd)
+        return cls(gsd, col0, row0, row0 - row_s + 1, math.ceil(e / gsd) - col0)
+
+    def centres(self, per_cell: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """World x, y of the cell centres (row 0 north), ``per_cell`` x ``per_cell`` sub-cells per cell."""
+        step = self.gsd / per_cell
+        return np.meshgrid(self.col0 * self.gsd + (np.arange(self.cols * per_cell) + 0.5) * step,
+                           (self.row0 + 1) * self.gsd - (np.arange(self.rows * per_cell) + 0.5) * step)
+
+    def index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) of the cells holding world positions (clipped to the block)."""
+        col = np.floor(x / self.gsd).astype(np.int64) - self.col0
+        row = self.row0 - np.floor(y / self.gsd).astype(np.int64)
+        return np.clip(row, 0, self.rows - 1), np.clip(col, 0, self.cols - 1)
+
+    def rect(self) -> tuple[float, float, float, float]:
+        g = self.gsd
+        return self.col0 * g, (self.row0 + 1 - self.rows) * g, (self.col0 + self.cols) * g, (self.row0 + 1) * g
+
+    def part(self, block: Cells) -> tuple[slice, slice]:
+        """Where the cells of ``block``, a block inside this one, lie in this block's arrays."""
+        r, c = self.row0 - block.row0, block.col0 - self.col0
+        return slice(r, r + block.rows), slice(c, c + block.cols)
 
 
 @dataclass(frozen=True)
@@ -83,20 +141,16 @@ class Window:
         return (self.x * s.chunk_size - s.band - 1, self.y * s.chunk_size - s.band - 1,
                 (self.x + 1) * s.chunk_size + s.band + 1, (self.y + 1) * s.chunk_size + s.band + 1)
 
-    def centres(self, per_cell: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """World x, y of the cell centres (row 0 north), ``per_cell`` x ``per_cell`` sub-cells per cell."""
-        step = self.spec.gsd / per_cell
+    @property
+    def block(self) -> Cells:
         j0, i0 = self.first
-        along = np.arange(self.cells * per_cell)
-        return np.meshgrid(j0 * self.spec.gsd + (along + 0.5) * step,
-                           (i0 + 1) * self.spec.gsd - (along + 0.5) * step)
+        return Cells(self.spec.gsd, j0, i0, self.cells, self.cells)
+
+    def centres(self, per_cell: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        return self.block.centres(per_cell)
 
     def index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row, col) of the cells holding world positions (clipped to the window)."""
-        j0, i0 = self.first
-        col = np.floor(x / self.spec.gsd).astype(np.int64) - j0
-        row = i0 - np.floor(y / self.spec.gsd).astype(np.int64)
-        return np.clip(row, 0, self.cells - 1), np.clip(col, 0, self.cells - 1)
+        return self.block.index(x, y)
 
     def chunk_square(self) -> np.ndarray:
         inner = np.zeros(self.cells, bool)
@@ -134,14 +188,14 @@ class ProceduralView:
 
     def procedural_objects(self, wx: np.ndarray, wy: np.ndarray, allowed=None) -> tuple[np.ndarray, source.Objects]:
         """(owned mask, objects) at cell centres: objects whose anchor lies in this chunk (and,
-        with ``allowed``, where allowed(anchor x, anchor y) holds)."""
+        with ``allowed``, where allowed(anchor x, anchor y, OpenEarthMap class) holds)."""
         obj = self.world.objects(wx, wy)
         size = self.window.spec.chunk_size
         with np.errstate(invalid="ignore"):  # NaN anchors (no object) own nothing
             owner = np.floor(obj.anchor / size)
         owned = (obj.class_id > 0) & (owner[..., 0] == self.window.x) & (owner[..., 1] == self.window.y)
         if allowed is not None and owned.any():
-            owned &= allowed(np.nan_to_num(obj.anchor[..., 0]), np.nan_to_num(obj.anchor[..., 1]))
+            owned &= allowed(np.nan_to_num(obj.anchor[..., 0]), np.nan_to_num(obj.anchor[..., 1]), obj.class_id)
         return owned, obj
 
     def object_tile(self) -> Tile | None:
@@ -186,7 +240,9 @@ class InputView(ProceduralView):
         super().__init__(window)
         spec, inputs = window.spec, window.spec.inputs
         self.inputs = inputs
-        rect = window.rect()
+        self.cells = self._analysis_cells()
+        w, s, e, n = self.cells.rect()
+        rect = (w - 1, s - 1, e + 1, n + 1)
 
         def windowed(role: str, cell: float) -> RasterWindow | None:
             r = inputs.raster(role)
@@ -197,7 +253,25 @@ class InputView(ProceduralView):
         self.surface = windowed("height", spec.gsd)
         self.dtm = windowed("dtm", spec.gsd)
         self.estimated = self._estimates(estimator, settings) if estimator is not None else {}
-        self.classes = self._classes()
+        self.cell_classes = self._classes()                          # on self.cells
+        self.classes = self.cell_classes[self.cells.part(window.block)]  # on the window's cells
+
+    def _analysis_cells(self) -> Cells:
+        """The window's cells and, where the window reaches past the input area's edge (up to
+        MIRROR_M), the input cells reflected into it, with REACH_M of cells around those."""
+        block = self.window.block
+        rect, bounds = block.rect(), self.inputs.bounds
+        if not self.inputs.land_cover or source.distance_outside(bounds, *_corners(rect)).max() == 0:
+            return block
+        spans = []
+        for lo, hi, a, b in ((rect[0], rect[2], bounds[0], bounds[2]), (rect[1], rect[3], bounds[1], bounds[3])):
+            lo, hi = max(lo, a - MIRROR_M), min(hi, b + MIRROR_M)
+            if lo > hi:
+                return block  # the window lies beyond what is reflected
+            ends = _reflect(np.array([lo, hi, *(v for v in (a, b) if lo < v < hi)]), a, b)
+            spans.append((ends.min() - REACH_M, ends.max() + REACH_M))
+        (w, e), (s, n) = spans
+        return Cells.covering(block.gsd, (min(w, rect[0]), min(s, rect[1]), max(e, rect[2]), max(n, rect[3])))
 
     def _estimates(self, estimator: Estimator, settings: GenerateSettings) -> dict[str, RasterWindow]:
         """The rasters the inputs lack, estimated from the window's photo, as windows on its pixels:
@@ -223,6 +297,11 @@ class InputView(ProceduralView):
     def _clamped(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w, s, e, n = self.inputs.bounds
         return np.clip(x, w, e), np.clip(y, s, n)
+
+    def _reflected(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions mirrored into the input area across the edges they lie beyond."""
+        w, s, e, n = self.inputs.bounds
+        return _reflect(x, w, e), _reflect(y, s, n)
 
     def _inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Inside the area where the inputs say what is where (nowhere for a terrain model alone)."""
@@ -254,11 +333,12 @@ class InputView(ProceduralView):
         return np.clip(np.nan_to_num(h), 0, None)
 
     def _classes(self) -> np.ndarray:
-        """Class ids on the window's cells: the semantic map, else the colour/height heuristic."""
-        wx, wy = self.window.centres()
+        """Class ids on the analysis cells: the semantic map, else the colour/height heuristic."""
+        wx, wy = self.cells.centres()
         r = self.inputs.raster("semantic")
         if r is not None:
-            window = read_window(r, self.window.rect(), 1, as_values=False)
+            w, s, e, n = self.cells.rect()
+            window = read_window(r, (w - 1, s - 1, e + 1, n + 1), 1, as_values=False)
             if window is None:
                 return np.zeros(wx.shape, np.uint8)
             window.data = read_class_values(open_raster("semantic", Path(r.path), 1 << 62), self.scheme,
@@ -271,11 +351,12 @@ class InputView(ProceduralView):
         if "classes" in self.estimated:
             ids = np.nan_to_num(self.estimated["classes"].sample(wx, wy, 0)[0])
             return np.where(inside, ids, 0).astype(np.uint8)
+        rx, ry = self._reflected(wx, wy)  # past the edge the filters see its mirror image, not a black rim
         if self.inputs.raster("rgb") is None:
-            ids = classify(self.scheme, None, None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
+            ids = classify(self.scheme, None, None, self._ndsm(rx, ry), self.window.spec.gsd ** 2)
             return np.where(inside, ids, 0).astype(np.uint8)
-        photo = np.moveaxis(self._sample(self.rgb, wx, wy, bands=3), 0, -1)
-        ids = classify(self.scheme, np.nan_to_num(photo), None, self._ndsm(wx, wy), self.window.spec.gsd ** 2)
+        photo = np.moveaxis(self._sample(self.rgb, rx, ry, bands=3), 0, -1)
+        ids = classify(self.scheme, np.nan_to_num(photo), None, self._ndsm(rx, ry), self.window.spec.gsd ** 2)
         return np.where(inside & ~np.isnan(photo).any(-1), ids, 0).astype(np.uint8)  # no photo: unknown
 
     # -- the View ----------------------------------------------------------------------------------
@@ -290,20 +371,101 @@ class InputView(ProceduralView):
 
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         ids, known = self._known(x, y)
-        return np.where(known, ids, _only_where(~known, super().ground_class, x, y, dtype=np.uint8))
+        continued = self._continued(x, y)
+        procedural = _only_where(~known & (continued == 0), super().ground_class, x, y, dtype=np.uint8)
+        return np.where(known, ids, np.where(continued > 0, continued, procedural))
 
+    @cached_property
+    def _feature_depth(self) -> np.ndarray:
+        """On the analysis cells: metres from each water or road cell to the nearest cell of another
+        kind, at most DEPTH_CAP_M (0 off them). Cells within REACH_M of the block's edge may be
+        wrong; no reflected position lies there."""
+        kinds = self.scheme.kind_lut()[self.cell_classes]
+        depth = np.zeros(kinds.shape, np.float32)
+        for kind in CONTINUED_KINDS:
+            mask = kinds == kind
+            if mask.any():
+                depth[mask] = ndimage.distance_transform_edt(mask)[mask] * self.cells.gsd
+        return np.minimum(depth, DEPTH_CAP_M)
+
+    def _continued(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Class ids of the water and roads that the input's edge cuts, gone on beyond it: their
+        reflection across the edge where it reaches the edge straight across, narrowing from
+        TAPER_FROM_M out. 0 where there are none."""
+        x, y = np.broadcast_arrays(x, y)
+        distance = self._outside(x, y)
+        near = (distance > 0) & (distance < MIRROR_M) & self.inputs.land_cover
+        out = np.zeros(x.shape, np.uint8)
+        if near.any():
+            rx, ry, edge = self._across(x[near], y[near])
+            cell = self.cells.index(rx, ry)
+            depth = self._feature_depth[cell]
+            # It crosses the edge: its kind runs inward at least CROSS_M (a road along the edge does not).
+            crosses = self._reaches_edge(self.cells.index(*self._across(*self._pushed(x[near], y[near]))[:2]), edge)
+            keep = (depth > 0) & (depth >= TAPER * (distance[near] - TAPER_FROM_M)) & crosses
+            out[near] = np.where(keep, self.cell_classes[cell], 0)
+        return out
+
+    def _pushed(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions beyond an edge moved out along its normal to at least CROSS_M beyond it."""
+        w, s, e, n = self.inputs.bounds
+        x = np.where(x < w, np.minimum(x, w - CROSS_M), np.where(x > e, np.maximum(x, e + CROSS_M), x))
+        return x, np.where(y < s, np.minimum(y, s - CROSS_M), np.where(y > n, np.maximum(y, n + CROSS_M), y))
+
+    def _across(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, edges): positions mirrored into the input area across the edges they lie beyond,
+        and those edges as bits (1 west, 2 east, 4 south, 8 north; two past a corner, 0 inside)."""
+        w, s, e, n = self.inputs.bounds
+        edges = (x < w) * 1 + (x > e) * 2 + (y < s) * 4 + (y > n) * 8
+        return *self._reflected(x, y), edges
+
+    def _reaches_edge(self, cell: tuple[np.ndarray, np.ndarray], edges: np.ndarray) -> np.ndarray:
+        """Whether the kind of each analysis ``cell`` runs unbroken, straight across, to every one
+        of its ``edges`` (so past a corner, an object that fills the corner goes on round it)."""
+        out = edges > 0
+        for k, reach in enumerate(self._reaches):
+            crossed = (edges & (1 << k)) > 0
+            out[crossed] &= reach[cell[0][crossed], cell[1][crossed]]
+        return out
+
+    @cached_property
+    def _reaches(self) -> list[np.ndarray]:
+        """Per edge of the input area (west, east, south, north), on the analysis cells: whether
+        the cell's kind runs unbroken to that edge straight across (False beyond it)."""
+        kinds, cells = self.scheme.kind_lut()[self.cell_classes], self.cells
+        w, s, e, n = self.inputs.bounds
+        half = cells.gsd / 2
+        rows, cols = cells.index(np.array([w + half, e - half, 0.0, 0.0]), np.array([0.0, 0.0, s + half, n - half]))
+        firsts = ((1, cols[0], 1, w), (1, cols[1], -1, e), (0, rows[2], -1, s), (0, rows[3], 1, n))
+        reaches = []
+        for axis, first, inward, at in firsts:
+            reach = np.zeros(kinds.shape, bool)
+            line = np.moveaxis(kinds, axis, 0)[first::inward]
+            lo, hi = cells.rect()[axis ^ 1::2]  # the block's extent across the edge
+            if lo < at < hi and len(line):
+                run = np.logical_and.accumulate(line[1:] == line[:-1], axis=0)
+                np.moveaxis(reach, axis, 0)[first::inward] = np.concatenate([np.ones_like(line[:1], bool), run])
+            reaches.append(reach)
+        return reaches
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The photo (past its edge, its smoothed edge colour eased into the procedural colours);
         where it has no data, the colour of the known class, else the procedural colour."""
         ids, known = self._known(x, y)
+        continued = self._continued(x, y)
         photo = np.moveaxis(self._sample(self.rgb, x, y, bands=3), 0, -1)
         distance = self._outside(x, y)
         band = (distance > 0) & (distance < COLOUR_HANDOVER_M)  # further out the procedural colour alone shows
         if band.any() and self.rgb is not None:
             photo[band] = self._edge_colour(x[band], y[band])
+            water_or_road = band & (continued > 0)  # their own texture, reflected
+            photo[water_or_road] = np.moveaxis(self._sample(self.rgb, *self._reflected(
+                x[water_or_road], y[water_or_road]), bands=3), 0, -1)
         ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         missing = np.isnan(photo).any(-1, keepdims=True)
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
+        if (continued > 0).any():
+            procedural[continued > 0] = self.world.colour_of(
+                _openearthmap_class(self.scheme, continued[continued > 0]), x[continued > 0], y[continued > 0])
         eased = (1 - ease) * photo + ease * procedural
         fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
         return np.where(missing, fallback, eased).astype(np.float32)
@@ -328,20 +490,21 @@ class InputView(ProceduralView):
     def object_tile(self) -> Tile | None:
         window, spec = self.window, self.window.spec
         wx, wy = window.centres()
-        kinds = self.scheme.kind_lut()[self.classes]
-        inside = self._inside(wx, wy)
-        owned_b, large_b = _owned(window, inside & (kinds == SurfaceKind.BUILDING))
-        owned_t, large_t = _owned(window, inside & (kinds == SurfaceKind.VEGETATION))
+        sx, sy, reflected = self._object_sources(wx, wy)
+        object_classes = np.where(reflected, self.cell_classes[self.cells.index(sx, sy)], self.classes)
+        kinds = self.scheme.kind_lut()[object_classes]
+        inside = self._inside(wx, wy) | reflected
+        owned_b, large_b, _ = _owned(window, inside & (kinds == SurfaceKind.BUILDING))
+        owned_t, large_t, trees = _owned(window, inside & (kinds == SurfaceKind.VEGETATION))
         owned_in = owned_b | owned_t
-        margin = source.MAX_OBJECT if self.inputs.land_cover else -1.0
-        owned_p, obj = self.procedural_objects(wx, wy, allowed=lambda ax, ay: self._outside(ax, ay) > margin)
+        owned_p, obj = self.procedural_objects(wx, wy, allowed=self._procedural_allowed)
         if not (owned_in.any() or owned_p.any()):
             return None
-        height = self._ndsm(wx, wy)
+        height = self._ndsm(sx, sy)
         if height is None:  # seeded priors for whole objects; cut ones from world position (see priors)
             whole_b = building_heights(owned_b & ~large_b, spec.gsd, spec.seed)
             height = np.where(large_b, self._building_height(), whole_b)
-            woods = wood_heights(inside & (kinds == SurfaceKind.VEGETATION), wx, wy, spec.gsd, spec.seed)
+            woods = wood_heights(trees, wx, wy, spec.gsd, spec.seed)
             height = np.where(large_t, woods, height + tree_heights(owned_t & ~large_t, spec.gsd, spec.seed))
         large_kind = np.where(large_b, 1, 0) + np.where(large_t, 2, 0)
         height = _meet_at_borders(height, large_kind, window)
@@ -349,22 +512,72 @@ class InputView(ProceduralView):
         terrain_id = self.scheme.class_for_kind(SurfaceKind.TERRAIN)
         ground_classes = np.where(np.isin(kinds, [SurfaceKind.BUILDING, SurfaceKind.VEGETATION]), terrain_id,
                                   self.ground_class(wx, wy))
-        classes = np.where(owned_in, self.classes,
+        classes = np.where(owned_in, object_classes,
                            np.where(owned_p, self.from_oem[obj.class_id], ground_classes))
         per_cell = 2 if self.rgb is not None and self.rgb.raster.px[0] * self.rgb.factor <= spec.gsd / 2 else 1
         return _tile(window, self.scheme, owned_in | owned_p, height, classes,
-                     self._image(owned_p, obj, per_cell), per_cell, self.ground(wx, wy))
+                     self._image(owned_p, obj, owned_in & reflected, per_cell), per_cell, self.ground(wx, wy))
+
+    def _procedural_allowed(self, x: np.ndarray, y: np.ndarray, class_id: np.ndarray) -> np.ndarray:
+        """Procedural objects stand where the inputs' objects, and their continuations, are out of
+        reach, and not on continued water or roads (tested at their anchor)."""
+        if not self.inputs.land_cover:
+            return np.ones(np.shape(x), bool)
+        return (self._outside(x, y) > source.clearance(class_id)) & (self._continued(x, y) == 0)
+
+    def _object_sources(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(source x, source y, reflected): where the inputs say which object stands at each position.
+        An object the input's edge cuts goes on beyond it as its mirror image: positions less than
+        OBJECT_MIRROR_M x (0.75 .. 1.25, value noise along the edge) out take the object at their
+        reflection when it reaches the edges crossed straight across. Elsewhere the source is the
+        position itself."""
+        reflected = np.zeros(x.shape, bool)
+        if not self.inputs.land_cover:
+            return x, y, reflected
+        distance = self._outside(x, y)
+        near = (distance > 0) & (distance < 1.25 * OBJECT_MIRROR_M)
+        rx, ry = x.copy(), y.copy()
+        if near.any():
+            rx[near], ry[near], edge = self._across(x[near], y[near])
+            w, s, e, n = self.inputs.bounds
+            wavy = 0.75 + 0.5 * value_noise(self.window.spec.seed + 600, np.clip(x[near], w, e),
+                                            np.clip(y[near], s, n), 8.0)
+            cell = self.cells.index(rx[near], ry[near])
+            kind = self.scheme.kind_lut()[self.cell_classes[cell]]
+            reflected[near] = (distance[near] < OBJECT_MIRROR_M * wavy) & np.isin(kind, OBJECT_KINDS) & \
+                self._reaches_edge(cell, edge)
+        return np.where(reflected, rx, x), np.where(reflected, ry, y), reflected
 
     def _building_height(self) -> float:
         known = self.inputs.building_height
         return known if known is not None else 3.0 * (1 + self.window.spec.style.storeys) / 2 + 0.5
 
-    def _image(self, owned_p: np.ndarray, obj: source.Objects, per_cell: int) -> np.ndarray:
-        """(cells * per_cell)^2 colours: the photo where it has data, else procedural colours."""
+    def _image(self, owned_p: np.ndarray, obj: source.Objects, reflected: np.ndarray, per_cell: int) -> np.ndarray:
+        """(cells * per_cell)^2 colours: the photo where it has data (reflected on ``reflected``
+        cells), else procedural colours."""
         wx, wy = self.window.centres(per_cell)
         base = self.ground_colour(wx, wy)
+        if reflected.any():
+            mirror = nearest(reflected, wx.shape)
+            photo = np.moveaxis(self._sample(self.rgb, *self._reflected(wx[mirror], wy[mirror]), bands=3), 0, -1)
+            base[mirror] = np.where(np.isnan(photo), base[mirror], photo)
         up, colour = (nearest(a, wx.shape) for a in (owned_p, obj.colour))
         return np.where(up[..., None], colour, base)
+
+
+def _border_lines(window: Window):
+    """(axis, inner, outer) of each side of the chunk square: the index along ``axis`` of the line
+    of cells just inside it and of the line just outside it."""
+    band, n = window.band_cells, window.cells
+    for axis in (1, 0):  # west and east sides (columns), then north and south (rows)
+        for inner, outer in ((band, band - 1), (n - band - 1, n - band)):
+            yield axis, inner, outer
+
+
+def _on_line(axis: int, index: int) -> tuple:
+    line = [slice(None)] * 2
+    line[axis] = index
+    return tuple(line)
 
 
 def _meet_at_borders(height: np.ndarray, part: np.ndarray, window: Window) -> np.ndarray:
@@ -374,31 +587,57 @@ def _meet_at_borders(height: np.ndarray, part: np.ndarray, window: Window) -> np
     of slope. ``part``: which cut object kind each cell belongs to (0: none). Both windows see
     both cells, so both make the same change."""
     out = height.copy()
-    band, n = window.band_cells, window.cells
-    for axis in (1, 0):  # west and east sides (columns), then north and south (rows)
-        for inner, outer in ((band, band - 1), (n - band - 1, n - band)):
-            a, b = np.take(height, inner, axis), np.take(height, outer, axis)
-            same = (np.take(part, inner, axis) > 0) & (np.take(part, inner, axis) == np.take(part, outer, axis))
-            for index in (inner, outer):
-                line = [slice(None)] * 2
-                line[axis] = index
-                out[tuple(line)] = np.where(same, (a + b) / 2, np.take(out, index, axis))
+    for axis, inner, outer in _border_lines(window):
+        a, b = height[_on_line(axis, inner)], height[_on_line(axis, outer)]
+        same = (part[_on_line(axis, inner)] > 0) & (part[_on_line(axis, inner)] == part[_on_line(axis, outer)])
+        for index in (inner, outer):
+            out[_on_line(axis, index)] = np.where(same, (a + b) / 2, out[_on_line(axis, index)])
     return out
+
+
+def _across_borders(large: np.ndarray, window: Window) -> np.ndarray:
+    """Cells of cut objects that lie beside a side of the chunk square and whose cell across it is
+    not one: the cut objects end there on both sides alike (those cells are dropped), so no chunk
+    ends a cut canopy or roof at the side while its neighbour has ground beyond it. Both windows
+    see both cells, so both drop the same."""
+    keep = large.copy()
+    for axis, inner, outer in _border_lines(window):
+        both = large[_on_line(axis, inner)] & large[_on_line(axis, outer)]
+        for index in (inner, outer):
+            keep[_on_line(axis, index)] &= both
+    return large & ~keep
+
+
+def _openearthmap_class(scheme, class_id: np.ndarray) -> np.ndarray:
+    """The OpenEarthMap class standing for each of a scheme's classes' surface kind."""
+    lut = np.zeros(256, np.uint8)
+    for cid, kind in scheme.kinds.items():
+        lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
+    return lut[class_id]
 
 
 def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
     """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
-    lut = np.zeros(256, np.uint8)
-    for cid, kind in scheme.kinds.items():
-        lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
-    return source.class_colour(lut[class_id])
+    return source.class_colour(_openearthmap_class(scheme, class_id))
 
 
-def _owned(window: Window, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cells this chunk owns, cells of large components) of ``mask`` by the module's rule."""
+def _reflect(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Coordinates mirrored into [lo, hi] across the end they lie beyond (clipped when further out
+    than the span is wide)."""
+    return np.clip(np.where(v < lo, 2 * lo - v, np.where(v > hi, 2 * hi - v, v)), lo, hi)
+
+
+def _corners(rect: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    w, s, e, n = rect
+    return np.array([w, e, e, w]), np.array([s, s, n, n])
+
+
+def _owned(window: Window, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cells this chunk owns, cells of large components, the mask) of ``mask`` by the module's
+    rule, less the cells of large components that ``_across_borders`` drops."""
     labels, n = ndimage.label(mask)
     if n == 0:
-        return mask.copy(), mask.copy()
+        return mask.copy(), mask.copy(), mask.copy()
     size, band = window.cells, window.band_cells
     boxes = ndimage.find_objects(labels)
     rows = np.array([[b[0].start, b[0].stop] for b in boxes])
@@ -410,4 +649,5 @@ def _owned(window: Window, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     label_ids = np.arange(1, n + 1)
     large = np.isin(labels, label_ids[~small])
     owned = np.isin(labels, label_ids[small & anchored_here]) | (large & window.chunk_square())
-    return owned, large
+    dropped = _across_borders(large, window)
+    return owned & ~dropped, large & ~dropped, mask & ~dropped
