@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,12 +43,12 @@ from .unwrap import Atlas
 CANDIDATE_CHUNK = 1 << 20  # rasterisation candidates (texel, triangle) held at once
 BLOCK_CHUNK = 1 << 14      # 2x2 texel blocks per task; tasks run on all cores
 MATH_GROUPS = 1 << 10      # texel groups weighed at once, so their (texel, splat) pairs stay in cache
-BLOCK_NEIGHBOURS = 16      # splats fetched for a 2x2 block: enough for all four texels
+BLOCK_NEIGHBOURS = 24      # splats fetched for a 2x2 block: enough for all four texels
 TEXEL_NEIGHBOURS = 8       # splats fetched for a lone texel
-BLOCK_SPREAD = 1.5         # a block shares one search if its texels lie within this many texels
-BLOCK_SIGMAS = 1.5         # ... and this many median splat sigmas of its centre (so 16 splats cover them)
+BLOCK_SPREAD = 1.5         # a block may share one search if its texels lie within this many texels
 REACH_SIGMAS = 3.0         # splats farther than this many of the largest scale never count
 MIN_WEIGHT = 1e-3          # below this total splat weight a texel falls back to the voxels
+HEARTBEAT_S = 0.5          # progress is heard this often while the splats are still being arranged
 
 
 @dataclass
@@ -70,7 +70,7 @@ class _Triangles:
 
 
 @dataclass
-class _SplatField:
+class SplatField:
     """The splats, arranged for evaluating their weighted colour at many points.
 
     log(weight) without the facing term is a quadratic polynomial of the point p:
@@ -184,8 +184,10 @@ def _surface_points(tris: _Triangles, owner: np.ndarray, flat: np.ndarray,
     return b[:, 0:1] * r[:, 11:14] + b[:, 1:2] * r[:, 14:17] + b[:, 2:3] * r[:, 17:20], r[:, 20:23]
 
 
-def _splat_field(splats: Splats) -> _SplatField:
-    """Arrange the splats for ``_weigh`` (see ``_SplatField``)."""
+def splat_field(splats: Splats) -> SplatField | None:
+    """The splats arranged for ``_weigh`` (see ``SplatField``); None without splats."""
+    if not len(splats):
+        return None
     m = len(splats)
     origin = splats.position.astype(np.float64).mean(0)
     mu = splats.position - origin
@@ -204,7 +206,7 @@ def _splat_field(splats: Splats) -> _SplatField:
     rest[:m, 0:3] = frames[:, :, 2]
     rest[:m, 3:6] = splats.colour
     rest[:m, 6] = 1
-    return _SplatField(tree=cKDTree(splats.position, balanced_tree=False, compact_nodes=False),
+    return SplatField(tree=cKDTree(splats.position, balanced_tree=False, compact_nodes=False),
                        origin=origin, poly=poly, rest=rest,
                        reach=REACH_SIGMAS * float(splats.scale.max()),
                        sigma=float(np.median(splats.scale.max(1))))
@@ -216,7 +218,7 @@ def _monomials(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
     return np.stack([x * x, y * y, z * z, x * y, x * z, y * z, x, y, z, np.ones_like(x)], 1)
 
 
-def _weigh(field: _SplatField, points: np.ndarray, normals: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _weigh(field: SplatField, points: np.ndarray, normals: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """(G, T, 4) weighted colour sums and total weights of texel groups (G, T) over splats idx (G, K)."""
     rest = field.rest[idx]                                                    # (G, K, 7)
     log_w = (field.poly[idx] @ _monomials(points, field.origin)).astype(np.float32)  # (G, K, T)
@@ -225,12 +227,8 @@ def _weigh(field: _SplatField, points: np.ndarray, normals: np.ndarray, idx: np.
     return (rest[..., 3:7].transpose(0, 2, 1) @ w).transpose(0, 2, 1)
 
 
-def _shade(field: _SplatField, points: np.ndarray, normals: np.ndarray, centres: np.ndarray,
-           k: int, reach: float) -> np.ndarray:
-    """(G, T, 4) weighted colour sums and weights of texel groups sharing their k nearest splats."""
-    k = min(k, len(field.poly) - 1)
-    _, idx = field.tree.query(centres, k=k, distance_upper_bound=reach)
-    idx = idx.reshape(len(centres), k)
+def _shade(field: SplatField, points: np.ndarray, normals: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(G, T, 4) weighted colour sums and weights of texel groups (G, T) over their splats idx (G, K)."""
     out = np.empty(points.shape[:2] + (4,), np.float32)
     for s in range(0, len(points), MATH_GROUPS):
         sl = slice(s, s + MATH_GROUPS)
@@ -238,29 +236,40 @@ def _shade(field: _SplatField, points: np.ndarray, normals: np.ndarray, centres:
     return out
 
 
-def _splat_sums(field: _SplatField, points: np.ndarray, normals: np.ndarray,
+def _nearest(field: SplatField, centres: np.ndarray, k: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices) (N, k) of the k nearest splats within ``bound`` of each centre."""
+    k = min(k, len(field.poly) - 1)
+    dist, idx = field.tree.query(centres, k=k, distance_upper_bound=bound)
+    return dist.reshape(len(centres), k), idx.reshape(len(centres), k)
+
+
+def _splat_sums(field: SplatField, points: np.ndarray, normals: np.ndarray,
                 valid: np.ndarray, texel_m: float) -> np.ndarray:
     """(B, 4, 4) weighted colour sums and weights of 2x2 blocks of texels (B, 4, 3).
 
-    A block whose texels lie close together on one surface shares one search for
-    BLOCK_NEIGHBOURS splats around its centre; texels of blocks that straddle a chart border or a
-    fold, or that are coarse next to the splats, are searched one by one. Empty slots have a zero
-    normal, so they weigh nothing.
+    A block whose texels lie close together shares one search for BLOCK_NEIGHBOURS splats around
+    its centre when those hold every splat within REACH_SIGMAS median splat sigmas of its texels
+    (what weighs on them but for the rare large splat): the farthest found lies beyond the texels'
+    spread plus that (or fewer were found within it). Texels of the other blocks (straddling a
+    chart border or a fold, or among splats too dense for the search) are searched one by one.
+    Empty slots have a zero normal, so they weigh nothing.
     """
     centre = (points * valid[..., None]).sum(1) / valid.sum(1, keepdims=True)
     spread = np.where(valid, np.linalg.norm(points - centre[:, None], axis=2), 0).max(1)
-    limit = min(BLOCK_SPREAD * texel_m, BLOCK_SIGMAS * field.sigma)
-    shared = spread <= limit
+    near = np.flatnonzero(spread <= BLOCK_SPREAD * texel_m)
+    dist, idx = _nearest(field, centre[near], BLOCK_NEIGHBOURS, field.reach + BLOCK_SPREAD * texel_m)
+    holds_all = dist[:, -1] >= spread[near] + REACH_SIGMAS * field.sigma  # inf (fewer found) counts too
+    shared = np.zeros(len(points), bool)
+    shared[near[holds_all]] = True
     out = np.zeros(points.shape[:2] + (4,), np.float32)
-    out[shared] = _shade(field, points[shared], normals[shared], centre[shared],
-                         BLOCK_NEIGHBOURS, field.reach + limit)
+    out[shared] = _shade(field, points[shared], normals[shared], idx[holds_all])
     lone = ~shared[:, None] & valid
-    out[lone] = _shade(field, points[lone][:, None], normals[lone][:, None], points[lone],
-                       TEXEL_NEIGHBOURS, field.reach)[:, 0]
+    _, lone_idx = _nearest(field, points[lone], TEXEL_NEIGHBOURS, field.reach)
+    out[lone] = _shade(field, points[lone][:, None], normals[lone][:, None], lone_idx)[:, 0]
     return out
 
 
-def _bake_blocks(tris: _Triangles, owner: np.ndarray, blocks: np.ndarray, field: _SplatField | None,
+def _bake_blocks(tris: _Triangles, owner: np.ndarray, blocks: np.ndarray, field: SplatField | None,
                  width: int, texel_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Texels of some blocks: (flat index, colour in [0, 1], total splat weight), covered ones only."""
     valid = blocks >= 0
@@ -306,12 +315,14 @@ def _cores() -> int:
 
 
 def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | None = None,
-                progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+                progress: Callable[[float, str], None] | None = None,
+                field: SplatField | None = None) -> np.ndarray:
     """(H, W, 3) uint8 sRGB albedo of the atlas, row 0 at v = 0 (see the module docstring).
 
     ``threads``: how many threads to use (default every core); callers that already run one bake
     per core pass 1, so they do not oversubscribe. The image does not depend on it.
-    ``progress(fraction, message)`` hears how far the texels are.
+    ``progress(fraction, message)`` hears how far the texels are. ``field``: the scene's splats
+    from ``splat_field``, for callers that bake several atlases of one scene (a chunk's LODs).
     """
     threads = threads or _cores()
     width, height = atlas.width, atlas.height
@@ -320,11 +331,16 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
     bare = [np.zeros(0, np.int64)]
     # Chunks are independent and numpy / cKDTree release the GIL, so threads use every core.
     with ThreadPoolExecutor(threads) as pool:
-        field = pool.submit(_splat_field, scene.splats) if len(scene.splats) else None
+        pending = pool.submit(splat_field, scene.splats) if field is None else None
         tris = _triangles(atlas)
         owner = _owners(tris, width, height)
+        if progress is not None:
+            progress(0.0, "charts rasterised")
         blocks = _blocks(owner, width, height)
-        field = field.result() if field else None
+        while pending is not None and not wait([pending], timeout=HEARTBEAT_S).done:
+            if progress is not None:
+                progress(0.0, "arranging splats")
+        field = pending.result() if pending else field
         chunks = [blocks[s:s + BLOCK_CHUNK] for s in range(0, len(blocks), BLOCK_CHUNK)]
         for done, (flat, colour, weight) in enumerate(pool.map(
                 lambda c: _bake_blocks(tris, owner, c, field, width, texel_m), chunks), 1):
@@ -335,6 +351,8 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
     bare = np.concatenate(bare)
     if len(bare):
         image[bare] = to_u8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0], threads))
+        if progress is not None:
+            progress(1.0, f"{len(bare)} texels from voxels")
     covered = owner >= 0
     # The background colour: the mean of a regular sample of the covered texels is plenty.
     background = image[np.flatnonzero(covered)[::97]].mean(0).round() if covered.any() else 0

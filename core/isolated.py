@@ -6,12 +6,14 @@ the same, jpcy/xatlas pull request 118). Its results are deterministic, so runni
 the same bytes. ``run_isolated(fn, *args)`` runs ``fn`` in a child made by fork (copy-on-write:
 the arguments are not copied or pickled, only the result comes back through a pipe) and runs it
 again when the child dies of a signal. Where fork does not exist (Windows) it runs in-process.
+The simplifier's long passes run the same way, for the heartbeat (progress while the GIL is held).
 """
 from __future__ import annotations
 
 import faulthandler
 import os
 import pickle
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -19,18 +21,21 @@ from typing import TypeVar
 
 T = TypeVar("T")
 ATTEMPTS = 3
+HEARTBEAT_S = 1.0
 
 
 class CrashedError(RuntimeError):
     """Every attempt died of a signal."""
 
 
-def run_isolated(fn: Callable[..., T], *args) -> T:
-    """``fn(*args)`` computed in a forked child; exceptions come back as they were raised."""
+def run_isolated(fn: Callable[..., T], *args, heartbeat: Callable[[], None] | None = None) -> T:
+    """``fn(*args)`` computed in a forked child; exceptions come back as they were raised.
+    ``heartbeat()`` is called every HEARTBEAT_S seconds while the child works: a native call that
+    holds the GIL for long still lets its caller report that it is alive."""
     if not hasattr(os, "fork") or sys.platform == "win32":
         return fn(*args)
     for _ in range(ATTEMPTS):
-        status, payload = _attempt(fn, args)
+        status, payload = _attempt(fn, args, heartbeat)
         if status is not None:
             kind, value = pickle.loads(payload)
             if kind == "error":
@@ -39,7 +44,7 @@ def run_isolated(fn: Callable[..., T], *args) -> T:
     raise CrashedError(f"{getattr(fn, '__name__', fn)} crashed {ATTEMPTS} times")
 
 
-def _attempt(fn: Callable, args: tuple) -> tuple[int | None, bytes]:
+def _attempt(fn: Callable, args: tuple, heartbeat: Callable[[], None] | None) -> tuple[int | None, bytes]:
     """(exit status, the pickled result); status None when the child died of a signal."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -58,8 +63,7 @@ def _attempt(fn: Callable, args: tuple) -> tuple[int | None, bytes]:
             code = 1
         os._exit(code)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        payload = pipe.read()
+    payload = _read_all(read_end, heartbeat)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -71,3 +75,18 @@ def _attempt(fn: Callable, args: tuple) -> tuple[int | None, bytes]:
     if os.WEXITSTATUS(status) != 0 or not payload:
         raise RuntimeError(f"the isolated call {getattr(fn, '__name__', fn)} failed to return its result")
     return 0, payload
+
+
+def _read_all(fd: int, heartbeat: Callable[[], None] | None) -> bytes:
+    """Everything written to the pipe ``fd`` until its writer closes it (then ``fd`` is closed),
+    with ``heartbeat()`` every HEARTBEAT_S seconds of waiting."""
+    chunks = []
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while True:
+            if heartbeat is not None and not select.select([pipe], [], [], HEARTBEAT_S)[0]:
+                heartbeat()
+                continue
+            chunk = pipe.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 
 from .errors import InputError
 from .scene import Scene
 from .unwrap import Atlas
+
+if TYPE_CHECKING:
+    from .bake import SplatField
 
 T = TypeVar("T")
 # stage(name, work) runs one sub-stage; callers time it, report progress, or just call it.
@@ -51,16 +54,18 @@ def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress):
 
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
                      stage: StageFn = _run, cut: tuple[float, float, float, float] | None = None,
-                     progress: Callable[[float, str], None] | None = None) -> tuple[Atlas, np.ndarray]:
+                     progress: Callable[[float, str], None] | None = None,
+                     field: SplatField | None = None) -> tuple[Atlas, np.ndarray]:
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
     ``threads`` bounds the bake's threads (default every core); the result does not depend on it.
     ``cut``: where a world chunk cuts solids that go on beyond it (west, south, east, north).
     ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
-    the bake's texels)."""
+    the bake's texels). ``field``: the scene's splats prepared once (``bake.splat_field``) when the
+    caller bakes the scene more than once."""
     from .bake import bake_albedo
     from .unwrap import unwrap
 
     meshes = _meshes(scene, budget, stage, cut, progress)
     atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))
-    image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress))
+    image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress, field=field))
     return atlas, image

@@ -461,3 +461,13 @@ def test_a_canopy_cut_by_a_chunk_border_keeps_its_height_there():
         east = v[np.isclose(v[:, 0], 3.0) & (np.abs(v[:, 1]) < 2), 2]
         west = v[np.isclose(v[:, 0], -3.0), 2]
         assert east.min() == pytest.approx(east_top) and west.max() == pytest.approx(7.0)
+
+
+def test_compacting_faces_is_what_unique_gives():
+    from satforge.core.convert.simplify import _compacted
+
+    faces = np.random.default_rng(1).integers(0, 500, (300, 3))
+    used, local = _compacted(faces, 600)
+    expect_used, expect_local = np.unique(faces, return_inverse=True)
+    np.testing.assert_array_equal(used, expect_used)
+    np.testing.assert_array_equal(local, expect_local.reshape(faces.shape))

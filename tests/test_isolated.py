@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +41,15 @@ def test_exceptions_come_back_as_raised_and_endless_crashes_stop():
         run_isolated(_refuse, "no charts")
     with pytest.raises(CrashedError, match="_always_crash crashed 3 times"):
         run_isolated(_always_crash)
+
+
+def _slow(values: np.ndarray) -> np.ndarray:
+    time.sleep(2.6)  # stands for a native call that holds the GIL
+    return values + 1
+
+
+def test_the_caller_hears_a_heartbeat_while_the_child_works():
+    beats = []
+    np.testing.assert_array_equal(run_isolated(_slow, np.zeros(3), heartbeat=lambda: beats.append(time.time())),
+                                  np.ones(3))
+    assert len(beats) >= 2 and np.diff(beats).max() < 1.5

@@ -23,6 +23,7 @@ import numpy as np
 import pyfqmr
 
 from ..core.arrays import to_u8
+from ..core.bake import SplatField, splat_field
 from ..core.generators import ChunkPlace, GenerateSettings, get_generator
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
@@ -165,6 +166,7 @@ class _Sources:
     grid: _Grid               # full-resolution terrain
     scene: Scene | None       # the owned objects, or None
     images: _TerrainImages
+    field: SplatField | None  # the objects' splats, arranged once for every LOD's bake
 
 
 def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
@@ -179,7 +181,7 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
         budget = Budget(triangles=max(triangles - len(terrain.faces), 1), texels=texels - (n + 1) ** 2,
                         texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd, on_overflow="grow")
         half = spec.chunk_size / 2  # the scene is in the chunk's frame: its square is the cut
-        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=(-half, -half, half, half))
+        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=(-half, -half, half, half), field=src.field)
         meshes += atlas.meshes
     composed = _compose(src.images(n), image)
     height, width = composed.shape[:2]
@@ -208,7 +210,8 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     scene = None
     if tile is not None:
         scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
-    src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, _TerrainImages(spec, view, x, y))
+    src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, _TerrainImages(spec, view, x, y),
+                   None if scene is None else splat_field(scene.splats))
     glbs, triangles, lods = [], 0, []
     for lod in range(spec.lods):
         textured = _lod(src, lod, threads)

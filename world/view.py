@@ -476,7 +476,9 @@ class InputView(ProceduralView):
         block means. Repeating the edge pixels outward draws streaks; this is a calm colour that
         changes only slowly along the edge (and depends only on world position)."""
         w, s, e, n = self.inputs.bounds
-        cx, cy = self._clamped(x, y)
+        # It depends only on the nearest point of the area, shared by every position across from it.
+        edge_points, back = np.unique(np.stack(self._clamped(x, y), -1), axis=0, return_inverse=True)
+        cx, cy = edge_points.T
         offsets = (np.arange(EDGE_SAMPLES) - (EDGE_SAMPLES - 1) / 2) * EDGE_CELL_M
         ox, oy = np.meshgrid(offsets, offsets)
         px = np.clip(cx[:, None] + ox.ravel(), w, e)
@@ -485,7 +487,7 @@ class InputView(ProceduralView):
         seen = np.isfinite(samples)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(seen, samples, 0).sum(-1) / seen.sum(-1)  # NaN where none was seen
-        return np.moveaxis(mean, 0, -1)
+        return np.moveaxis(mean, 0, -1)[back.ravel()]
 
     def object_tile(self) -> Tile | None:
         window, spec = self.window, self.window.spec

@@ -30,7 +30,11 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     if scene.solid == "volume":
         return volume_meshes(scene, triangle_budget)
     grid = scene_columns(scene)
+    if progress is not None:
+        progress(0.0, "columns")
     surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values()]
+    if progress is not None:
+        progress(0.0, "top surfaces")
     meshes = []
     for surface in simplify_to_budget(surfaces, triangle_budget, progress):
         solid = close(surface)

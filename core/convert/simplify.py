@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import fast_simplification
 import numpy as np
 
+from ..isolated import run_isolated
 from ..schemes import SurfaceKind
 from .solids import Surface, boundary_edges
 
@@ -32,6 +33,7 @@ SKIRT = 1.0           # depth of the temporary skirt, metres (its planes matter,
 AGGRESSIVENESS = 7.0  # fast_simplification's default trade of speed for quality
 MAX_ROUNDS = 8        # attempts allowed to land under the budget
 PASS_FACTOR = 8       # at most this many times fewer faces per pass (bounds what a repair restores)
+LONG_PASS = 1 << 20   # a pass over more faces runs in a forked child (``_decimate``)
 # Kinds whose underside follows the top at the vertex's thickness (slabs, canopies); the others
 # keep their flat undersides.
 THIN = (SurfaceKind.ROAD, SurfaceKind.WATER, SurfaceKind.VEGETATION)
@@ -78,6 +80,8 @@ def simplify_to_budget(surfaces: list[Surface], budget: int,
     joint = _join(surfaces)
     target = budget // 2  # each top face comes back twice (top and underside)
     start = len(joint.faces)
+    if progress is not None:
+        progress(0.0, f"{start} faces to simplify")
 
     def passed(faces: int) -> None:  # passes shrink by a factor: count progress in factors
         if progress is not None:
@@ -123,11 +127,11 @@ def _join(surfaces: list[Surface]) -> _Joint:
 
 def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda faces: None) -> int:
     """Simplify in passes down to about ``target`` faces, telling ``passed`` the faces after each
-    pass; returns the faces left."""
+    pass (and, during a long one, the faces before it every second); returns the faces left."""
     current = len(joint.merged(joint.faces))
     while current > target:
         before = (joint.root.copy(), joint.pos.copy())
-        _decimate(joint, max(target, current // PASS_FACTOR))
+        _decimate(joint, max(target, current // PASS_FACTOR), lambda faces=current: passed(faces))
         for part in joint.parts:
             _repair(joint, before, part)
         left = len(joint.merged(joint.faces))
@@ -138,13 +142,18 @@ def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda f
     return current
 
 
-def _decimate(joint: _Joint, target: int) -> None:
-    """One simplifier pass over the current joint mesh, recorded as merges and new positions."""
+def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None:
+    """One simplifier pass over the current joint mesh, recorded as merges and new positions. A
+    pass over more than LONG_PASS faces runs in a forked child, so ``heartbeat`` is heard while it
+    holds the GIL."""
     faces = joint.merged(joint.faces)
-    used, local = np.unique(faces, return_inverse=True)
-    points, _, collapses = fast_simplification.simplify(
-        joint.pos[used], local.reshape(-1, 3).astype(np.int32), target_count=target,
-        agg=AGGRESSIVENESS, return_collapses=True)
+    used, local = _compacted(faces, len(joint.pos))
+    args = (joint.pos[used], local.astype(np.int32), target)
+    if len(faces) > LONG_PASS:
+        heartbeat()
+        points, collapses = run_isolated(_simplified, *args, heartbeat=heartbeat)
+    else:
+        points, collapses = _simplified(*args)
     # Collapse (i0, i1) merges i1 into i0, and i0 may be merged on later: follow to the end.
     collapses = used[np.asarray(collapses, np.int64).reshape(-1, 2)]
     root = joint.root
@@ -156,10 +165,25 @@ def _decimate(joint: _Joint, target: int) -> None:
         root = up
     joint.root = root
     # The simplifier returns the vertices still in use, in their original order.
-    kept = np.unique(joint.merged(joint.faces))
+    kept, _ = _compacted(joint.merged(joint.faces), len(joint.pos))
     if len(kept) != len(points):
         raise RuntimeError("cannot match fast_simplification's vertices to the input's")
     joint.pos[kept] = points
+
+
+def _compacted(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the vertices ``faces`` use, in order; ``faces`` indexing into them): np.unique's answer
+    with return_inverse, in linear time over ``n`` vertices instead of a sort."""
+    present = np.zeros(n, bool)
+    present[faces] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[faces]
+
+
+def _simplified(points: np.ndarray, faces: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """fast_simplification down to ``target`` faces: (the vertices left, the collapses done)."""
+    points, _, collapses = fast_simplification.simplify(points, faces, target_count=target, agg=AGGRESSIVENESS,
+                                                        return_collapses=True)
+    return points, collapses
 
 
 def _repair(joint: _Joint, before: tuple[np.ndarray, np.ndarray], part: _Part) -> None:

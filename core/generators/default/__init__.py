@@ -65,7 +65,8 @@ class DefaultGenerator:
         progress(0.5, "voxels")
         side = buildings.base[buildings.labels]
         voxels = shell_voxels(layers, tile.gsd, to_u8(colour), to_u8(np.where(buildings.labels[..., None] > 0,
-                                                                          side, colour * 0.8)), top.normal)
+                                                                          side, colour * 0.8)), top.normal,
+                              lambda done: progress(0.5 + 0.2 * done, "voxels"))
         progress(0.7, "surfels")
         image, image_valid = (tile.rgb, tile.image_valid) if tile.rgb is not None else (colour, tile.valid)
         # Roof and ground surfels are as fine as the orthophoto; facade surfels twice as fine, since
@@ -73,8 +74,10 @@ class DefaultGenerator:
         spacing = tile.georef.width_m / image_valid.shape[1]
         parts = [top_surfels(top, image, image_valid)]
         if building is not None:
+            progress(0.8, "facade surfels")
             parts.append(wall_surfels(building.top, building.bottom, ground, top, buildings,
-                                      tile.scheme.class_for_kind(SurfaceKind.BUILDING), spacing / 2, seed))
+                                      tile.scheme.class_for_kind(SurfaceKind.BUILDING), spacing / 2, seed,
+                                      lambda done: progress(0.8 + 0.2 * done, "facade surfels")))
         progress(1.0, "scene")
         return Scene(voxels=voxels, splats=Splats.concat(parts), georef=tile.georef, scheme=tile.scheme.name,
                      generator=f"{self.name}/{self.version}", seed=seed,

@@ -2,6 +2,7 @@
 facades on walls. Positions are tile-frame metres (x east, y north, z up)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from .facade import STOREY, facade_colour
 from .layers import SIDES
 
 SIGMA = 0.5  # splat standard deviation as a fraction of the surfel spacing
+EDGE_BATCH = 1 << 15  # wall cells turned into facade surfels at once
 
 
 @dataclass
@@ -64,11 +66,22 @@ def top_surfels(top: TopSurface, image: np.ndarray, image_valid: np.ndarray) -> 
 
 
 def wall_surfels(roof: np.ndarray, bottom: np.ndarray, ground: np.ndarray, top: TopSurface,
-                 buildings: Buildings, class_id: int, spacing: float, seed: int) -> Splats:
-    """Facade surfels on every exposed building wall, ``spacing`` metres apart."""
+                 buildings: Buildings, class_id: int, spacing: float, seed: int,
+                 progress: Callable[[float], None] = lambda fraction: None) -> Splats:
+    """Facade surfels on every exposed building wall, ``spacing`` metres apart, made EDGE_BATCH
+    wall cells at a time (memory stays bounded; ``progress`` hears the fraction done)."""
     edges = [_exposed_edges(roof, bottom, top, buildings.labels, side) for side in SIDES]
     e = {k: np.concatenate([d[k] for d in edges]) for k in edges[0]}
-    g = top.gsd
+    total, parts = len(e["r"]), []
+    for start in range(0, max(total, 1), EDGE_BATCH):
+        batch = {k: v[start:start + EDGE_BATCH] for k, v in e.items()}
+        parts.append(_wall_batch(batch, ground, top.gsd, buildings, class_id, spacing, seed))
+        progress(min(1.0, (start + EDGE_BATCH) / max(total, 1)))
+    return Splats.concat(parts)
+
+
+def _wall_batch(e: dict[str, np.ndarray], ground: np.ndarray, g: float, buildings: Buildings, class_id: int,
+                spacing: float, seed: int) -> Splats:
     n_along = max(1, int(round(g / spacing)))
     n_up = np.maximum(1, np.ceil((e["z_hi"] - e["z_lo"]) / spacing)).astype(np.int64)
     count = n_up * n_along

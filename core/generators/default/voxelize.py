@@ -1,6 +1,8 @@
 """Column layers -> the scene's sparse shell voxels (see core/scene.py for the definition)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ...arrays import ramps
@@ -15,17 +17,22 @@ def voxel_grid_origin(shape: tuple[int, int], size: float, base: float) -> np.nd
 
 
 def shell_voxels(layers: list[ColumnLayer], size: float, colour: np.ndarray,
-                 side_colour: np.ndarray, top_normal: np.ndarray) -> SparseVoxels:
+                 side_colour: np.ndarray, top_normal: np.ndarray,
+                 progress: Callable[[float], None] = lambda fraction: None) -> SparseVoxels:
     """Shell voxels of every layer.
 
     colour (H, W, 3) uint8: column colour seen from above; side_colour (H, W, 3) uint8: colour of
     the column's sides (facades for buildings); top_normal (H, W, 3) float32: surface normal on top.
+    ``progress`` hears the fraction of layers done.
     """
     shape = layers[0].mask.shape
     base = min(float(layer.bottom[layer.mask].min()) for layer in layers)
     base = np.floor(base / size) * size
     origin = voxel_grid_origin(shape, size, base)
-    parts = [_layer_shell(layer, size, base, colour, side_colour, top_normal) for layer in layers]
+    parts = []
+    for done, layer in enumerate(layers, 1):
+        parts.append(_layer_shell(layer, size, base, colour, side_colour, top_normal))
+        progress(done / len(layers))
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return SparseVoxels(coords=cat["coords"], size=size, origin=origin, colour=cat["colour"],
                         class_id=cat["class_id"], kind=cat["kind"], normal=cat["normal"])
