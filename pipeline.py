@@ -137,7 +137,7 @@ def convert_scene(scene: Scene, preset: Preset, report: Report, progress: Progre
 
     area = scene.georef.width_m * scene.georef.height_m
     budget = Budget(triangles=preset.triangle_budget(area), texels=preset.texel_budget(area),
-                    texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd, on_overflow="refuse")
+                    texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd)
     atlas, image = mesh_unwrap_bake(scene, budget, stage=lambda name, work: _stage(report, progress, name, work),
                                     progress=progress.update)
     scheme = get_scheme(scene.scheme)

@@ -17,7 +17,7 @@ class SATFORGE_OT_save_preset(bpy.types.Operator):
 
     name: StringProperty(name="Name", default="my_preset")
     description: StringProperty(name="Description", default="")
-    triangles_per_128m: IntProperty(name="Triangles per 128 m", default=40000, min=2000)
+    triangles_per_128m: IntProperty(name="Triangles per 128 m", default=15000, min=2000)
     atlas_side_per_128m: IntProperty(name="Atlas Side per 128 m", default=2048, min=64, max=16384)
     texels_per_image_pixel: FloatProperty(name="Texels per Image Pixel", default=2.0, min=0.25, max=8.0)
     max_atlas_side: IntProperty(name="Max Atlas Side", default=8192, min=64, max=16384)

@@ -1,18 +1,18 @@
 """Scene -> textured meshes: mesh (core/convert) -> unwrap (core/unwrap) -> bake (core/bake).
 
 One function for every caller (``generate``, ``convert``, world chunks), with the budget policy
-said out loud: a tile's budget is the user's (a preset asking for too few triangles is refused),
-a world chunk's is a share of its LOD's (doubled until the chunk's solids fit).
+said out loud: a budget is a target. A scene whose solids cannot be simplified that far (a small,
+busy tile under the lean ``game`` preset; a world chunk's coarsest LOD) gets its budget doubled
+until they fit, at most _GROW_TRIES times; the report's triangle count shows it.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from .errors import InputError
 from .scene import Scene
 from .unwrap import Atlas
 
@@ -30,7 +30,6 @@ class Budget:
     triangles: int
     texels: int                      # atlas texels in all
     texels_per_metre: float
-    on_overflow: Literal["refuse", "grow"] = "refuse"
 
 
 def _run(_name: str, work: Callable[[], T]) -> T:
@@ -44,9 +43,7 @@ def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress):
     while True:
         try:
             return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut, progress))
-        except BudgetError as err:
-            if budget.on_overflow == "refuse":  # only a hand-made preset can ask for too few triangles
-                raise InputError("--preset", str(err), "raise triangles_per_128m in the preset") from None
+        except BudgetError:
             if triangles >= budget.triangles << _GROW_TRIES:
                 raise
             triangles *= 2

@@ -77,4 +77,4 @@ def test_walls_carry_at_least_half_the_roof_texel_density(result):
 
 def test_game_preset_triangle_budget(result):
     report = json.loads((result[0] / "report.json").read_text())
-    assert report["triangles"]["total"] <= 40000
+    assert report["triangles"]["total"] <= 15000

@@ -383,11 +383,17 @@ def test_building_walls_are_vertical_and_there(budget):
     assert abs(area[x < -5].sum() - 48 * 10.5) < 1.0
 
 
-def test_tree_is_a_rounded_crown_not_a_prism():
+def test_tree_is_a_rounded_crown_on_a_trunk_not_a_prism():
     for budget in BUDGETS:
         tree = town_meshes(budget)[K.VEGETATION]
         n = normals(tree)
-        assert (np.abs(n[:, 2]) > 1e-2).all(), "no walls"
+        walls = np.abs(n[:, 2]) <= 1e-2
+        # The only walls are the trunk's four sides: a box under the crown's centre, on the ground.
+        trunk = tree.vertices[np.unique(tree.faces[walls])]
+        assert walls.sum() == 8, budget
+        assert np.ptp(trunk[:, 0]) < 0.8 and np.ptp(trunk[:, 1]) < 0.8
+        assert np.hypot(*(trunk[:, :2].mean(0) - TREE_CENTRE)) < 1.0
+        assert trunk[:, 2].min() == pytest.approx(0.0, abs=0.05) and trunk[:, 2].max() > 3.0
         x, y = grid_xy(128, 128, SIZE)
         centre = np.hypot(x - TREE_CENTRE[0], y - TREE_CENTRE[1]) < 0.5
         assert np.abs(height_map(tree, 128)[centre] - TREE_TOP).max() < 0.1, budget

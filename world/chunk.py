@@ -179,7 +179,7 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
     if scene is not None:
         # A LOD's budget is a target: the objects get what the terrain left, more when they cannot fit.
         budget = Budget(triangles=max(triangles - len(terrain.faces), 1), texels=texels - (n + 1) ** 2,
-                        texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd, on_overflow="grow")
+                        texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd)
         half = spec.chunk_size / 2  # the scene is in the chunk's frame: its square is the cut
         atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=(-half, -half, half, half), field=src.field)
         meshes += atlas.meshes

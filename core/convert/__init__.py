@@ -2,8 +2,9 @@
 
 Pipeline: ``columns`` reads the shell voxels and up-facing splats into per-kind columns on the
 voxel-column grid; ``solids`` turns each kind's columns into a top surface at full resolution;
-``simplify`` shrinks all tops together to the budget; ``solids.close`` adds the vertical walls
-(or, for canopies, the shared rim) and the hidden underside. TERRAIN also carries OTHER.
+``simplify`` shrinks all tops together to the budget (less what ``trunks`` needs); ``solids.close``
+adds the vertical walls (or, for canopies, the shared rim) and the hidden underside, and the
+canopies get their trunks. TERRAIN also carries OTHER.
 Volume scenes (overhangs, from a density volume) take ``volume`` instead: marching cubes per kind.
 """
 from __future__ import annotations
@@ -14,12 +15,15 @@ import numpy as np
 
 from ..meshes import KindMesh
 from ..scene import Scene
-from .columns import scene_columns
+from ..schemes import SurfaceKind
+from .columns import ColumnGrid, scene_columns
 from .simplify import BudgetError, simplify_to_budget
-from .solids import Cut, close, kind_surface
+from .solids import ClosedMesh, Cut, close, kind_surface
+from .trunks import trunk_boxes, with_trunks
 from .volume import volume_meshes
 
 __all__ = ["BudgetError", "scene_to_meshes"]
+NO_TRUNKS = ClosedMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.uint8), np.zeros(0, bool))
 
 
 def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
@@ -35,10 +39,23 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values()]
     if progress is not None:
         progress(0.0, "top surfaces")
+    trunks = _trunks(grid, triangle_budget)
     meshes = []
-    for surface in simplify_to_budget(surfaces, triangle_budget, progress):
+    for surface in simplify_to_budget(surfaces, triangle_budget - len(trunks.faces), progress):
         solid = close(surface)
+        if surface.kind == SurfaceKind.VEGETATION:
+            solid = with_trunks(solid, trunks)
         meshes.append(KindMesh(kind=surface.kind, vertices=solid.vertices.astype(np.float32),
                                faces=solid.faces.astype(np.int32), class_id=solid.class_id,
                                hidden=solid.hidden))
     return meshes
+
+
+def _trunks(grid: ColumnGrid, triangle_budget: int) -> ClosedMesh:
+    """The canopies' trunks (``trunks``), none where there is no ground under them or where they
+    would take more than a quarter of the budget."""
+    canopy, ground = grid.kinds.get(SurfaceKind.VEGETATION), grid.kinds.get(SurfaceKind.TERRAIN)
+    if canopy is None or ground is None:
+        return NO_TRUNKS
+    boxes = trunk_boxes(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size)
+    return boxes if len(boxes.faces) <= triangle_budget // 4 else NO_TRUNKS

@@ -19,6 +19,7 @@ from ..schemes import SurfaceKind
 from .columns import ColumnGrid, Columns
 
 CANOPY_ROUNDING = 1.5  # metres over which a canopy rounds off towards its rim
+UNDERSIDE_SMOOTHING_M = 2.0  # a canopy's underside is smoothed over this many metres
 # A jump between neighbouring roof cells above this many metres, or cell widths, is a wall,
 # not a slope: steeper than about 56 degrees and at least a metre.
 STEP_METRES, STEP_CELLS = 1.0, 1.5
@@ -203,7 +204,7 @@ def lens_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Sur
     pts = _lens_points(cols.mask, cc)
     n = len(pts.lattice)
     top = _point_mean(pts, cols.top[cc.i, cc.j], n)
-    under = _point_mean(pts, cols.bottom[cc.i, cc.j], n)
+    under = _point_mean(pts, _smoothed(cols.bottom, cols.mask, grid.size)[cc.i, cc.j], n)
     u, v = pts.lattice.T
     reach = int(np.ceil(CANOPY_ROUNDING / grid.size)) + 1
     distance = _rim_distance(_continued_past(cols.mask, grid, cut, reach), grid.size)
@@ -215,6 +216,15 @@ def lens_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Sur
     np.maximum.at(cls, pts.point, cols.class_id[cc.i, cc.j][pts.cell])
     return Surface(cols.kind, np.column_stack([xy, half + (top - half) * shape]), pts.fans,
                    half + (under - half) * shape, cls)
+
+
+def _smoothed(values: np.ndarray, mask: np.ndarray, size: float) -> np.ndarray:
+    """``values`` averaged over the masked cells within UNDERSIDE_SMOOTHING_M: a canopy's underside
+    comes from whole voxels, and without this it is a staircase seen from below."""
+    cells = max(3, int(round(UNDERSIDE_SMOOTHING_M / size)) | 1)
+    weight = ndimage.uniform_filter(mask.astype(np.float64), cells, mode="constant")
+    total = ndimage.uniform_filter(np.where(mask, values, 0.0), cells, mode="constant")
+    return np.where(mask, total / np.maximum(weight, 1e-12), values)
 
 
 def _lens_points(mask: np.ndarray, cc: CellCorners) -> LensPoints:
