@@ -43,7 +43,7 @@ from .unwrap import Atlas
 CANDIDATE_CHUNK = 1 << 20  # rasterisation candidates (texel, triangle) held at once
 BLOCK_CHUNK = 1 << 14      # 2x2 texel blocks per task; tasks run on all cores
 MATH_GROUPS = 1 << 10      # texel groups weighed at once, so their (texel, splat) pairs stay in cache
-BLOCK_NEIGHBOURS = 24      # splats fetched for a 2x2 block: enough for all four texels
+BLOCK_NEIGHBOURS = (12, 32)  # splats fetched for a 2x2 block at least, at most (``_block_neighbours``)
 TEXEL_NEIGHBOURS = 8       # splats fetched for a lone texel
 BLOCK_SPREAD = 1.5         # a block may share one search if its texels lie within this many texels
 REACH_SIGMAS = 3.0         # splats farther than this many of the largest scale never count
@@ -243,12 +243,20 @@ def _nearest(field: SplatField, centres: np.ndarray, k: int, bound: float) -> tu
     return dist.reshape(len(centres), k), idx.reshape(len(centres), k)
 
 
+def _block_neighbours(field: SplatField, texel_m: float) -> int:
+    """Splats to fetch for a 2x2 block: about how many lie within a block's texels' spread plus
+    REACH_SIGMAS median sigmas of its centre (surfels lie about two sigmas apart), with a margin."""
+    radius = BLOCK_SPREAD * texel_m / 2 + REACH_SIGMAS * field.sigma
+    expected = np.pi * radius ** 2 / (2 * field.sigma) ** 2
+    return int(np.clip(np.ceil(1.25 * expected), *BLOCK_NEIGHBOURS))
+
+
 def _splat_sums(field: SplatField, points: np.ndarray, normals: np.ndarray,
                 valid: np.ndarray, texel_m: float) -> np.ndarray:
     """(B, 4, 4) weighted colour sums and weights of 2x2 blocks of texels (B, 4, 3).
 
-    A block whose texels lie close together shares one search for BLOCK_NEIGHBOURS splats around
-    its centre when those hold every splat within REACH_SIGMAS median splat sigmas of its texels
+    A block whose texels lie close together shares one search for ``_block_neighbours`` splats
+    around its centre when those hold every splat within REACH_SIGMAS median splat sigmas of its texels
     (what weighs on them but for the rare large splat): the farthest found lies beyond the texels'
     spread plus that (or fewer were found within it). Texels of the other blocks (straddling a
     chart border or a fold, or among splats too dense for the search) are searched one by one.
@@ -257,7 +265,7 @@ def _splat_sums(field: SplatField, points: np.ndarray, normals: np.ndarray,
     centre = (points * valid[..., None]).sum(1) / valid.sum(1, keepdims=True)
     spread = np.where(valid, np.linalg.norm(points - centre[:, None], axis=2), 0).max(1)
     near = np.flatnonzero(spread <= BLOCK_SPREAD * texel_m)
-    dist, idx = _nearest(field, centre[near], BLOCK_NEIGHBOURS, field.reach + BLOCK_SPREAD * texel_m)
+    dist, idx = _nearest(field, centre[near], _block_neighbours(field, texel_m), field.reach + BLOCK_SPREAD * texel_m)
     holds_all = dist[:, -1] >= spread[near] + REACH_SIGMAS * field.sigma  # inf (fewer found) counts too
     shared = np.zeros(len(points), bool)
     shared[near[holds_all]] = True
