@@ -358,7 +358,10 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
                 progress(done / len(chunks), f"{done}/{len(chunks)} texel blocks")
     bare = np.concatenate(bare)
     if len(bare):
-        image[bare] = to_u8(_voxel_colours(scene, _surface_points(tris, owner, bare, width)[0], threads))
+        points = _surface_points(tris, owner, bare, width)[0]
+        if progress is not None:
+            progress(1.0, f"{len(bare)} texels to take from the voxels")
+        image[bare] = to_u8(_voxel_colours(scene, points, threads))
         if progress is not None:
             progress(1.0, f"{len(bare)} texels from voxels")
     covered = owner >= 0

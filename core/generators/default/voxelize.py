@@ -69,8 +69,7 @@ def _layer_shell(layer, size, base, colour, side_colour, top_normal) -> dict[str
     # A voxel exposed on several sides appears once; its normal is the sum of its sides.
     key = (rr.astype(np.int64) * w + cc) * (1 << 20) + kk
     uniq, inv = np.unique(key, return_inverse=True)
-    normal = np.zeros((len(uniq), 3))
-    np.add.at(normal, inv, nn)
+    normal = np.stack([np.bincount(inv, nn[:, axis], minlength=len(uniq)) for axis in range(3)], -1)
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
     first = np.zeros(len(uniq), np.int64)
     first[inv[::-1]] = np.arange(len(inv))[::-1]
