@@ -261,7 +261,8 @@ class InputView(ProceduralView):
         MIRROR_M), the input cells reflected into it, with REACH_M of cells around those."""
         block = self.window.block
         rect, bounds = block.rect(), self.inputs.bounds
-        if not self.inputs.land_cover or source.distance_outside(bounds, *_corners(rect)).max() == 0:
+        within = bounds[0] <= rect[0] and bounds[1] <= rect[1] and rect[2] <= bounds[2] and rect[3] <= bounds[3]
+        if not self.inputs.land_cover or within:
             return block
         spans = []
         for lo, hi, a, b in ((rect[0], rect[2], bounds[0], bounds[2]), (rect[1], rect[3], bounds[1], bounds[3])):
@@ -376,11 +377,16 @@ class InputView(ProceduralView):
         return np.where(known, ids, np.where(continued > 0, continued, procedural))
 
     @cached_property
+    def _cell_kinds(self) -> np.ndarray:
+        """The surface kind of each analysis cell's class."""
+        return self.scheme.kind_lut()[self.cell_classes]
+
+    @cached_property
     def _feature_depth(self) -> np.ndarray:
         """On the analysis cells: metres from each water or road cell to the nearest cell of another
         kind, at most DEPTH_CAP_M (0 off them). Cells within REACH_M of the block's edge may be
         wrong; no reflected position lies there."""
-        kinds = self.scheme.kind_lut()[self.cell_classes]
+        kinds = self._cell_kinds
         depth = np.zeros(kinds.shape, np.float32)
         for kind in CONTINUED_KINDS:
             mask = kinds == kind
@@ -432,7 +438,7 @@ class InputView(ProceduralView):
     def _reaches(self) -> list[np.ndarray]:
         """Per edge of the input area (west, east, south, north), on the analysis cells: whether
         the cell's kind runs unbroken to that edge straight across (False beyond it)."""
-        kinds, cells = self.scheme.kind_lut()[self.cell_classes], self.cells
+        kinds, cells = self._cell_kinds, self.cells
         w, s, e, n = self.inputs.bounds
         half = cells.gsd / 2
         rows, cols = cells.index(np.array([w + half, e - half, 0.0, 0.0]), np.array([0.0, 0.0, s + half, n - half]))
@@ -447,25 +453,26 @@ class InputView(ProceduralView):
                 np.moveaxis(reach, axis, 0)[first::inward] = np.concatenate([np.ones_like(line[:1], bool), run])
             reaches.append(reach)
         return reaches
+
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The photo (past its edge, its smoothed edge colour eased into the procedural colours);
         where it has no data, the colour of the known class, else the procedural colour."""
         ids, known = self._known(x, y)
         continued = self._continued(x, y)
+        on_feature = continued > 0  # continued water or road
         photo = np.moveaxis(self._sample(self.rgb, x, y, bands=3), 0, -1)
         distance = self._outside(x, y)
         band = (distance > 0) & (distance < COLOUR_HANDOVER_M)  # further out the procedural colour alone shows
         if band.any() and self.rgb is not None:
             photo[band] = self._edge_colour(x[band], y[band])
-            water_or_road = band & (continued > 0)  # their own texture, reflected
-            photo[water_or_road] = np.moveaxis(self._sample(self.rgb, *self._reflected(
-                x[water_or_road], y[water_or_road]), bands=3), 0, -1)
+            own = band & on_feature  # their own texture, reflected
+            photo[own] = np.moveaxis(self._sample(self.rgb, *self._reflected(x[own], y[own]), bands=3), 0, -1)
         ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         missing = np.isnan(photo).any(-1, keepdims=True)
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
-        if (continued > 0).any():
-            procedural[continued > 0] = self.world.colour_of(
-                _openearthmap_class(self.scheme, continued[continued > 0]), x[continued > 0], y[continued > 0])
+        if on_feature.any():
+            procedural[on_feature] = self.world.colour_of(
+                _openearthmap_class(self.scheme, continued[on_feature]), x[on_feature], y[on_feature])
         eased = (1 - ease) * photo + ease * procedural
         fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
         return np.where(missing, fallback, eased).astype(np.float32)
@@ -545,7 +552,7 @@ class InputView(ProceduralView):
             wavy = 0.75 + 0.5 * value_noise(self.window.spec.seed + 600, np.clip(x[near], w, e),
                                             np.clip(y[near], s, n), 8.0)
             cell = self.cells.index(rx[near], ry[near])
-            kind = self.scheme.kind_lut()[self.cell_classes[cell]]
+            kind = self._cell_kinds[cell]
             reflected[near] = (distance[near] < OBJECT_MIRROR_M * wavy) & np.isin(kind, OBJECT_KINDS) & \
                 self._reaches_edge(cell, edge)
         return np.where(reflected, rx, x), np.where(reflected, ry, y), reflected
@@ -627,11 +634,6 @@ def _reflect(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Coordinates mirrored into [lo, hi] across the end they lie beyond (clipped when further out
     than the span is wide)."""
     return np.clip(np.where(v < lo, 2 * lo - v, np.where(v > hi, 2 * hi - v, v)), lo, hi)
-
-
-def _corners(rect: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    w, s, e, n = rect
-    return np.array([w, e, e, w]), np.array([s, s, n, n])
 
 
 def _owned(window: Window, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -208,7 +208,7 @@ def _surface(joint: _Joint, part: _Part) -> Surface:
     """A part's current top as a Surface; each vertex keeps the class (and, for flat undersides,
     the underside) of the full-resolution vertex it stands for."""
     full = part.surface
-    used, local = np.unique(joint.merged(part.top), return_inverse=True)
+    used, local = _compacted(joint.merged(part.top), len(joint.pos))
     source = used - part.first
     points = joint.pos[used] / joint.scale[used, None]
     under = full.under[source]
