@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +49,7 @@ BLOCK_SPREAD = 1.5         # a block may share one search if its texels lie with
 REACH_SIGMAS = 3.0         # splats farther than this many of the largest scale never count
 MIN_WEIGHT = 1e-3          # below this total splat weight a texel falls back to the voxels
 HEARTBEAT_S = 0.5          # progress is heard this often while the splats are still being arranged
+FIELD_SLICE = 1 << 16      # splats arranged at once (bounds the temporaries)
 
 
 @dataclass
@@ -87,6 +88,26 @@ class SplatField:
     rest: np.ndarray     # (M + 1, 7) float32 normal (3), colour (3), 1 (to sum weights)
     reach: float         # metres: farther splats never count
     sigma: float         # median splat standard deviation, metres
+
+
+@dataclass
+class BakeField:
+    """What a scene's texels are coloured from: its splats (``SplatField``, None without any) and,
+    for texels no splat reaches, its voxels' centres and colours (tree None without voxels).
+    Prepared once per scene (``bake_field``), in the background while the scene is meshed, and
+    shared by every atlas baked from it (a world chunk's LODs)."""
+
+    splats: SplatField | None
+    voxels: cKDTree | None
+    voxel_colour: np.ndarray  # (V, 3) float32 in [0, 1]
+
+
+def bake_field(scene: Scene) -> BakeField:
+    voxels = None
+    if len(scene.voxels):
+        voxels = cKDTree(scene.voxels.centres(), balanced_tree=False, compact_nodes=False)
+    return BakeField(splats=splat_field(scene.splats), voxels=voxels,
+                     voxel_colour=scene.voxels.colour.astype(np.float32) / 255)
 
 
 def _triangles(atlas: Atlas) -> _Triangles:
@@ -167,10 +188,12 @@ def _owners(tris: _Triangles, width: int, height: int) -> np.ndarray:
 def _blocks(owner: np.ndarray, width: int, height: int) -> np.ndarray:
     """(B, 4) flat indices of the covered texels of every 2x2 block with any, -1 elsewhere."""
     h2, w2 = -(-height // 2), -(-width // 2)
-    index = np.full((2 * h2, 2 * w2), -1, np.int64)
-    index[:height, :width] = np.where(owner >= 0, np.arange(width * height), -1).reshape(height, width)
-    blocks = index.reshape(h2, 2, w2, 2).transpose(0, 2, 1, 3).reshape(-1, 4)
-    return blocks[(blocks >= 0).any(1)]
+    covered = np.zeros((2 * h2, 2 * w2), bool)
+    covered[:height, :width] = (owner >= 0).reshape(height, width)
+    quads = covered.reshape(h2, 2, w2, 2)
+    by, bx = np.nonzero(quads.any((1, 3)))
+    flat = (2 * (by * width + bx))[:, None] + np.array([0, 1, width, width + 1])
+    return np.where(quads[by, :, bx, :].reshape(-1, 4), flat, -1)
 
 
 def _surface_points(tris: _Triangles, owner: np.ndarray, flat: np.ndarray,
@@ -190,26 +213,33 @@ def splat_field(splats: Splats) -> SplatField | None:
         return None
     m = len(splats)
     origin = splats.position.astype(np.float64).mean(0)
+    poly = np.zeros((m + 1, 10))
+    rest = np.zeros((m + 1, 7), np.float32)
+    for s in range(0, m, FIELD_SLICE):  # slices: the (n, 3, 3) float64 temporaries stay small
+        sl = slice(s, min(s + FIELD_SLICE, m))
+        poly[sl], rest[sl, 0:3] = _quadrics(splats.take(sl), origin)
+    rest[:m, 3:6] = splats.colour
+    rest[:m, 6] = 1
+    return SplatField(tree=cKDTree(splats.position, balanced_tree=False, compact_nodes=False),
+                      origin=origin, poly=poly, rest=rest,
+                      reach=REACH_SIGMAS * float(splats.scale.max()),
+                      sigma=float(np.median(splats.scale.max(1))))
+
+
+def _quadrics(splats: Splats, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 10) float64 log-weight coefficients (see ``SplatField``) and (n, 3) normals of splats."""
     mu = splats.position - origin
     frames = splats.frames().astype(np.float64)
     scale = np.maximum(splats.scale.astype(np.float64), 1e-6)
     half_inv_var = 0.5 / np.column_stack([scale, scale.max(1)]) ** 2   # along u, v, n
-    q = (frames * half_inv_var[:, None, :]) @ frames.transpose(0, 2, 1)  # (M, 3, 3)
+    q = (frames * half_inv_var[:, None, :]) @ frames.transpose(0, 2, 1)  # (n, 3, 3)
     grad = 2 * (q @ mu[:, :, None])[:, :, 0]
-    log_opacity = np.log(np.maximum(splats.opacity, 1e-30))
-    poly = np.zeros((m + 1, 10))
-    poly[:m, 0:3] = -q[:, [0, 1, 2], [0, 1, 2]]
-    poly[:m, 3:6] = -2 * q[:, [0, 0, 1], [1, 2, 2]]
-    poly[:m, 6:9] = grad
-    poly[:m, 9] = log_opacity - 0.5 * (grad * mu).sum(1)
-    rest = np.zeros((m + 1, 7), np.float32)
-    rest[:m, 0:3] = frames[:, :, 2]
-    rest[:m, 3:6] = splats.colour
-    rest[:m, 6] = 1
-    return SplatField(tree=cKDTree(splats.position, balanced_tree=False, compact_nodes=False),
-                       origin=origin, poly=poly, rest=rest,
-                       reach=REACH_SIGMAS * float(splats.scale.max()),
-                       sigma=float(np.median(splats.scale.max(1))))
+    poly = np.empty((len(mu), 10))
+    poly[:, 0:3] = -q[:, [0, 1, 2], [0, 1, 2]]
+    poly[:, 3:6] = -2 * q[:, [0, 0, 1], [1, 2, 2]]
+    poly[:, 6:9] = grad
+    poly[:, 9] = np.log(np.maximum(splats.opacity, 1e-30)) - 0.5 * (grad * mu).sum(1)
+    return poly, frames[:, :, 2]
 
 
 def _monomials(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -270,10 +300,15 @@ def _splat_sums(field: SplatField, points: np.ndarray, normals: np.ndarray,
     shared = np.zeros(len(points), bool)
     shared[near[holds_all]] = True
     out = np.zeros(points.shape[:2] + (4,), np.float32)
-    out[shared] = _shade(field, points[shared], normals[shared], idx[holds_all])
+    # Blocks and texels with no splat within reach weigh nothing: the voxels will colour them.
+    reached = shared.copy()
+    reached[near[holds_all]] = np.isfinite(dist[holds_all, 0])
+    out[reached] = _shade(field, points[reached], normals[reached], idx[holds_all & np.isfinite(dist[:, 0])])
     lone = ~shared[:, None] & valid
-    _, lone_idx = _nearest(field, points[lone], TEXEL_NEIGHBOURS, field.reach)
-    out[lone] = _shade(field, points[lone][:, None], normals[lone][:, None], lone_idx)[:, 0]
+    lone_dist, lone_idx = _nearest(field, points[lone], TEXEL_NEIGHBOURS, field.reach)
+    found = np.isfinite(lone_dist[:, 0])
+    lone[lone] = found
+    out[lone] = _shade(field, points[lone][:, None], normals[lone][:, None], lone_idx[found])[:, 0]
     return out
 
 
@@ -292,13 +327,12 @@ def _bake_blocks(tris: _Triangles, owner: np.ndarray, blocks: np.ndarray, field:
     return flat, sums[:, :3] / np.maximum(sums[:, 3:], 1e-30), sums[:, 3]
 
 
-def _voxel_colours(scene: Scene, points: np.ndarray, threads: int) -> np.ndarray:
+def _voxel_colours(field: BakeField, points: np.ndarray, threads: int) -> np.ndarray:
     """(N, 3) float32 colours in [0, 1] of the voxels nearest to points (mid grey without voxels)."""
-    if len(scene.voxels) == 0:
+    if field.voxels is None:
         return np.full((len(points), 3), 0.5, np.float32)
-    tree = cKDTree(scene.voxels.centres(), balanced_tree=False, compact_nodes=False)
-    _, nearest = tree.query(points, workers=threads)
-    return scene.voxels.colour[nearest].astype(np.float32) / 255
+    _, nearest = field.voxels.query(points, workers=threads)
+    return field.voxel_colour[nearest]
 
 
 def _dilate(image: np.ndarray, covered: np.ndarray, background: np.ndarray, dilate_px: int) -> np.ndarray:
@@ -324,13 +358,14 @@ def _cores() -> int:
 
 def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | None = None,
                 progress: Callable[[float, str], None] | None = None,
-                field: SplatField | None = None) -> np.ndarray:
+                field: Future[BakeField] | None = None) -> np.ndarray:
     """(H, W, 3) uint8 sRGB albedo of the atlas, row 0 at v = 0 (see the module docstring).
 
     ``threads``: how many threads to use (default every core); callers that already run one bake
     per core pass 1, so they do not oversubscribe. The image does not depend on it.
-    ``progress(fraction, message)`` hears how far the texels are. ``field``: the scene's splats
-    from ``splat_field``, for callers that bake several atlases of one scene (a chunk's LODs).
+    ``progress(fraction, message)`` hears how far the texels are. ``field``: ``bake_field(scene)``
+    being prepared (or done) elsewhere, for callers that start it early or bake several atlases of
+    one scene (a chunk's LODs); by default it is prepared here while the charts are rasterised.
     """
     threads = threads or _cores()
     width, height = atlas.width, atlas.height
@@ -339,19 +374,19 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
     bare = [np.zeros(0, np.int64)]
     # Chunks are independent and numpy / cKDTree release the GIL, so threads use every core.
     with ThreadPoolExecutor(threads) as pool:
-        pending = pool.submit(splat_field, scene.splats) if field is None else None
+        field = field or pool.submit(bake_field, scene)
         tris = _triangles(atlas)
         owner = _owners(tris, width, height)
         if progress is not None:
             progress(0.0, "charts rasterised")
         blocks = _blocks(owner, width, height)
-        while pending is not None and not wait([pending], timeout=HEARTBEAT_S).done:
+        while not wait([field], timeout=HEARTBEAT_S).done:
             if progress is not None:
                 progress(0.0, "arranging splats")
-        field = pending.result() if pending else field
+        sources = field.result()
         chunks = [blocks[s:s + BLOCK_CHUNK] for s in range(0, len(blocks), BLOCK_CHUNK)]
         for done, (flat, colour, weight) in enumerate(pool.map(
-                lambda c: _bake_blocks(tris, owner, c, field, width, texel_m), chunks), 1):
+                lambda c: _bake_blocks(tris, owner, c, sources.splats, width, texel_m), chunks), 1):
             image[flat] = to_u8(colour)
             bare.append(flat[weight < MIN_WEIGHT])
             if progress is not None:
@@ -361,7 +396,7 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
         points = _surface_points(tris, owner, bare, width)[0]
         if progress is not None:
             progress(1.0, f"{len(bare)} texels to take from the voxels")
-        image[bare] = to_u8(_voxel_colours(scene, points, threads))
+        image[bare] = to_u8(_voxel_colours(sources, points, threads))
         if progress is not None:
             progress(1.0, f"{len(bare)} texels from voxels")
     covered = owner >= 0

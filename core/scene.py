@@ -34,6 +34,7 @@ overhangs and cavities, as a density volume makes them); the converter meshes ea
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 import zlib
@@ -78,6 +79,11 @@ class Splats:
 
     def __len__(self) -> int:
         return len(self.position)
+
+    def take(self, index) -> Splats:
+        """The splats at ``index`` (a slice, mask or indices)."""
+        return Splats(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                         for f in dataclasses.fields(self)})
 
     @staticmethod
     def concat(parts: list[Splats]) -> Splats:

@@ -8,6 +8,7 @@ until they fit, at most _GROW_TRIES times; the report's triangle count shows it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,7 +18,7 @@ from .scene import Scene
 from .unwrap import Atlas
 
 if TYPE_CHECKING:
-    from .bake import SplatField
+    from .bake import BakeField
 
 T = TypeVar("T")
 # stage(name, work) runs one sub-stage; callers time it, report progress, or just call it.
@@ -52,17 +53,22 @@ def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress):
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
                      stage: StageFn = _run, cut: tuple[float, float, float, float] | None = None,
                      progress: Callable[[float, str], None] | None = None,
-                     field: SplatField | None = None) -> tuple[Atlas, np.ndarray]:
+                     field: Future[BakeField] | None = None) -> tuple[Atlas, np.ndarray]:
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
     ``threads`` bounds the bake's threads (default every core); the result does not depend on it.
     ``cut``: where a world chunk cuts solids that go on beyond it (west, south, east, north).
     ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
-    the bake's texels). ``field``: the scene's splats prepared once (``bake.splat_field``) when the
-    caller bakes the scene more than once."""
-    from .bake import bake_albedo
+    the bake's texels). ``field``: ``bake.bake_field(scene)`` being prepared by a caller that bakes
+    the scene more than once; by default it is prepared on a thread of its own while the meshes
+    are unwrapped (the packer runs in a child process the main thread waits for, leaving a core
+    idle). Not earlier: a forked child's resident size counts its parent's, and the simplifier's
+    child is the largest already."""
+    from .bake import bake_albedo, bake_field
     from .unwrap import unwrap
 
     meshes = _meshes(scene, budget, stage, cut, progress)
-    atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))
-    image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress, field=field))
+    with ThreadPoolExecutor(1) as background:
+        field = field or background.submit(bake_field, scene)
+        atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))
+        image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress, field=field))
     return atlas, image

@@ -17,17 +17,18 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyfqmr
 
 from ..core.arrays import to_u8
-from ..core.bake import SplatField, splat_field
+from ..core.bake import BakeField, bake_field
 from ..core.generators import ChunkPlace, GenerateSettings, get_generator
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
-from ..core.scene import Scene, SparseVoxels, Splats
+from ..core.scene import Scene, SparseVoxels
 from ..core.schemes import SurfaceKind, get_scheme
 from ..core.texturing import Budget, mesh_unwrap_bake
 from ..exporters.gltf import glb_bytes
@@ -62,8 +63,7 @@ def _only_objects(scene: Scene) -> Scene:
     kv, ks = np.isin(v.kind, OBJECT_KINDS), np.isin(s.kind, OBJECT_KINDS)
     voxels = SparseVoxels(coords=v.coords[kv], size=v.size, origin=v.origin, colour=v.colour[kv],
                           class_id=v.class_id[kv], kind=v.kind[kv], normal=v.normal[kv])
-    splats = Splats(**{f.name: getattr(s, f.name)[ks] for f in dataclasses.fields(Splats) if f.name != "sh1"})
-    return dataclasses.replace(scene, voxels=voxels, splats=splats)
+    return dataclasses.replace(scene, voxels=voxels, splats=s.take(ks))
 
 
 @dataclass
@@ -166,7 +166,7 @@ class _Sources:
     grid: _Grid               # full-resolution terrain
     scene: Scene | None       # the owned objects, or None
     images: _TerrainImages
-    field: SplatField | None  # the objects' splats, arranged once for every LOD's bake
+    field: Future[BakeField] | None  # the objects' colours, prepared once for every LOD's bake
 
 
 def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
@@ -178,8 +178,10 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
     meshes, image = [terrain], None
     if scene is not None:
         # A LOD's budget is a target: the objects get what the terrain left, more when they cannot fit.
+        # Each coarser LOD has half the texels: its density falls by sqrt(2) even where the finest
+        # one is capped by the image's (so the bake's cost falls with the LOD too).
         budget = Budget(triangles=max(triangles - len(terrain.faces), 1), texels=texels - (n + 1) ** 2,
-                        texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd)
+                        texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd / 2 ** (lod / 2))
         half = spec.chunk_size / 2  # the scene is in the chunk's frame: its square is the cut
         atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=(-half, -half, half, half), field=src.field)
         meshes += atlas.meshes
@@ -210,14 +212,19 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     scene = None
     if tile is not None:
         scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
-    src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, _TerrainImages(spec, view, x, y),
-                   None if scene is None else splat_field(scene.splats))
-    glbs, triangles, lods = [], 0, []
-    for lod in range(spec.lods):
-        textured = _lod(src, lod, threads)
-        glbs.append(glb_bytes(textured, encode_png(textured.atlas)))
-        triangles += textured.triangle_count
-        lods.append((textured.meshes, textured.atlas))
+    # The background thread prepares the bake's sources while the terrain and the first LOD's
+    # meshes are made, then encodes each LOD's file while the next one is made.
+    with ThreadPoolExecutor(1) as background:
+        field = None if scene is None else background.submit(bake_field, scene)
+        src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene,
+                       _TerrainImages(spec, view, x, y), field)
+        files, triangles, lods = [], 0, []
+        for lod in range(spec.lods):
+            textured = _lod(src, lod, threads)
+            files.append(background.submit(lambda t=textured: glb_bytes(t, encode_png(t.atlas))))
+            triangles += textured.triangle_count
+            lods.append((textured.meshes, textured.atlas))
+        glbs = [f.result() for f in files]
     # Every LOD's: a simplified vertex may move past the finest LOD's extent.
     points = np.concatenate([m.vertices for meshes, _ in lods for m in meshes])
     bounds = [*points.min(0).tolist(), *points.max(0).tolist()]

@@ -45,6 +45,7 @@ from ..core.schemes import SurfaceKind, get_scheme
 
 STATS_SIDE = 512   # whole-file statistics from at most this many pixels a side ...
 PATCHES = 16       # ... sampled as PATCHES x PATCHES patches of a large file
+WHOLE_READ_PIXELS = 1 << 22  # ... cut from one whole read up to this many pixels
 # GDAL keeps decoded blocks in a cache of 5 % of RAM by default; windows are read once per chunk,
 # so a small cache loses nothing and keeps memory independent of the input's size.
 GDAL_CACHE_MB = 64
@@ -122,7 +123,10 @@ def _decimated(r: Raster, resampling: Resampling) -> np.ndarray:
     side = STATS_SIDE // PATCHES
     rows = np.linspace(0, r.height - side, PATCHES).astype(int) if r.height > side else [0] * PATCHES
     cols = np.linspace(0, r.width - side, PATCHES).astype(int) if r.width > side else [0] * PATCHES
-    patches = [[read(r, window=((row, row + min(side, r.height)), (c, c + min(side, r.width)))) for c in cols]
+    # A file of a few megapixels is decoded whole once: cheaper than PATCHES^2 windowed reads.
+    whole = read(r) if r.width * r.height <= WHOLE_READ_PIXELS else None
+    patches = [[read(r, window=window) if whole is None else whole[:, slice(*window[0]), slice(*window[1])]
+                for window in (((row, row + min(side, r.height)), (c, c + min(side, r.width))) for c in cols)]
                for row in rows]
     return np.concatenate([np.concatenate(line, axis=2) for line in patches], axis=1)
 

@@ -84,7 +84,7 @@ def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 NEAR_M = 256.0      # the continuation is calibrated on the land within this distance of the inputs
-CALIBRATION_M = 4.0  # ... sampled every this many metres
+CALIBRATION_M = 6.0  # ... sampled every this many metres
 MAX_CROWN = 1.6      # crown radius factor at most (radii stay under half a tree cell)
 
 
@@ -133,7 +133,7 @@ def _near(bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.nda
     return x[keep], y[keep]
 
 
-def _bisect(share_at, target: float, low: float = -0.5, high: float = 1.01, steps: int = 14) -> float:
+def _bisect(share_at, target: float, low: float = -0.5, high: float = 1.01, steps: int = 10) -> float:
     """The noise level whose share (falling as the level rises) is closest to ``target``."""
     for _ in range(steps):
         mid = (low + high) / 2
