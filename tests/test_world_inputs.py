@@ -150,6 +150,32 @@ def test_ground_eases_into_the_procedural_world(world):
     assert np.ptp(zs[xs < -40]) > 0.1 or np.ptp(zs[xs > 168]) > 0.1, "relief beyond the hand-over"
 
 
+def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
+    """A river crossing the input's east edge goes on beyond it at the edge's level, where the
+    procedural relief eased in around it is not level; its banks rise without a step."""
+    from tiles import WATER, write_tile
+
+    from satforge.core.inputs import InputFiles
+    from satforge.world.run import world_settings
+
+    tile = {k: v.copy() for k, v in city_tile.items()}
+    river = slice(100, 120)  # rows: y from 68 to 78 m, x from 60 m to the east edge at 128 m
+    tile["semantic"][river, 120:], tile["ndsm"][river, 120:], tile["rgb"][river, 120:] = WATER, 0, (30, 56, 84)
+    paths = write_tile(tmp_path / "in", tile, gsd=GSD)
+    spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=paths["rgb"], height=paths["ndsm"],
+                                                        semantic=paths["semantic"]), {"chunk_size": 64.0, "seed": 5})
+    view = open_view(spec, 2, 1)  # x from 128 to 192 m, y from 64 to 128 m
+    xs = np.arange(130.0, 190.0, 0.5)
+    on_river = view.ground(xs, np.full_like(xs, 73.0))
+    assert (view.ground_class(xs, np.full_like(xs, 73.0)) == WATER).all()
+    assert np.abs(on_river - view.ground(np.array([127.0]), np.array([73.0]))).max() < 1e-6
+    relief = view.world.ground(xs, np.full_like(xs, 73.0))
+    assert np.ptp(relief[xs > 170]) > 0.1, "the relief there is not level: the river was levelled"
+    ys = np.arange(64.0, 128.0, 0.25)
+    across = view.ground(np.full_like(ys, 185.0), ys)
+    assert np.abs(np.diff(across)).max() < 0.25, "banks rise without a step"
+
+
 def test_statistics_come_from_the_inputs(world, city_tile):
     manifest = json.loads((world / "manifest.json").read_text())
     inputs = manifest["inputs"]
@@ -255,14 +281,45 @@ def test_the_hand_over_blends_without_smearing_the_edge_pixels(world):
 
 
 def test_the_continuation_is_calibrated_to_the_inputs_shares():
-    """Around an input area, the procedural objects cover the inputs' shares of buildings and trees
-    (measured where the continuation shows), within 0.02."""
+    """Around an input area, the procedural objects cover the inputs' shares of buildings and trees,
+    boosted for the band nearest the inputs that holds fewer (measured where the continuation
+    shows), within 0.02."""
     from satforge.world import source
 
     bounds = (0.0, 0.0, 250.0, 250.0)
-    style = source.style_from_shares(3, 0.06, 0.2, 9.0, bounds)
+    style = source.style_from_shares(3, 0.06, 0.15, 9.0, bounds)
     x, y = source._near(bounds)
     objects = source.Procedural(3, style).objects(x, y).class_id
-    assert np.mean(objects == source.BUILDING) == pytest.approx(0.06, abs=0.02)
-    assert np.mean(objects == source.TREE) == pytest.approx(0.2, abs=0.02)
+    assert np.mean(objects == source.BUILDING) == pytest.approx(0.06 * source.BOOST, abs=0.02)
+    assert np.mean(objects == source.TREE) == pytest.approx(0.15 * source.BOOST, abs=0.02)
     assert style.storeys == 6
+
+
+def test_trees_line_the_roads_in_rows():
+    """Along the procedural roads' edges (SIDEWALK_M inside them), trees stand in rows: where
+    roads are lined, a good part of that line is crown (one every AVENUE_SPACING); over the town
+    at large, far less is; avenue trees stand on the road's edge only, never in its middle."""
+    from satforge.world import source
+
+    x, y = np.meshgrid(np.arange(0, 700, 0.5), np.arange(0, 700, 0.5))
+
+    def edge_cover(style: source.Style) -> tuple[float, float]:
+        p = source.Procedural(19, style)
+        town = p.ground_class(x, y) == source.DEVELOPED
+        trees = p.objects(x, y).class_id == source.TREE
+        across = np.mod(x - source.GRID_SHIFT, source.ROAD_PERIOD)
+        edge = (np.abs(across - source.SIDEWALK_M) < 0.5) & (p.ground_class(x + 2, y) == source.ROAD)
+        edge &= p.ground_class(x - source.SIDEWALK_M - 2, y) == source.DEVELOPED  # a town road's
+        return float(trees[edge].mean()), float(trees[town].mean())
+
+    unlined, _ = edge_cover(source.Style(avenues=0.0))
+    lined, town = edge_cover(source.Style(avenues=1.0))
+    assert lined > 0.3 and lined > 3 * town and lined > 3 * unlined, (lined, town, unlined)
+    p = source.Procedural(19, source.Style(avenues=1.0))
+    objects = p.objects(x, y)
+    anchors = objects.anchor[objects.class_id == source.TREE]
+    centres = np.unique(anchors, axis=0)
+    across = np.mod(centres - source.GRID_SHIFT, source.ROAD_PERIOD)
+    on_road = p.ground_class(centres[:, 0], centres[:, 1]) == source.ROAD
+    in_middle = ((across > 1.5) & (across < source.ROAD_WIDTH - 1.5)).any(1)
+    assert on_road.any() and not (on_road & in_middle).any()

@@ -10,6 +10,8 @@ Content (OpenEarthMap class ids):
 - urban districts (value noise of 300 m cells above ``Style.urban``): a road grid every ROAD_PERIOD
   metres, and one building per LOT x LOT metre lot at most, with a setback so buildings never touch
   each other or a road; storeys (up to ``Style.storeys``) and roof colour hashed from the lot index.
+- avenues: about ``Style.avenues`` of the roads (value noise of AVENUE_M cells) have a row of
+  trees along each verge, one per tree cell it crosses, where no building is in the way.
 - woods (value noise of 150 m cells plus finer noise of CLUMP_M cells, for clumps and glades,
   above ``Style.woods``): at most one tree per TREE_CELL metre cell, its crown a disc anywhere in its own cell that
   keeps it inside (so crowns never merge), height hashed from the cell index; in towns too, as
@@ -32,6 +34,11 @@ GRID_SHIFT = 41.0                     # x' = x - shift: road and lot edges never
 LOT = 24.0                            # building lot side, metres (ROAD_PERIOD is 4 lots)
 TREE_CELL = 7.0                       # one tree at most per cell of this side, metres
 CLUMP_M = 30.0                        # trees stand in clumps about this wide
+SIDEWALK_M = 1.2                      # an avenue's trees stand this far inside the road's edge
+AVENUE_SPACING = 8.0                  # metres between an avenue's trees
+AVENUE_RADIUS = 2.2                   # an avenue's crown radius at most (rows on both sides never touch)
+AVENUE_M = 150.0                      # roads are lined with trees, or not, over about this length
+AVENUES_PER_TREE_SHARE = 2.0          # a continuation lines this times the inputs' tree share of its roads
 MAX_OBJECT = LOT                      # no object reaches further than this from its anchor
 MAX_RADIUS = 2.6                      # crown radius at most (under half a tree cell)
 MIRRORED_M = 20.0                     # input objects cut by an input area's edge go on this far beyond it (``view``)
@@ -53,6 +60,7 @@ class Style:
     woods: float = 0.45    # value-noise level above which trees grow
     storeys: int = 6       # buildings have 1 .. storeys storeys of 3 m
     crown: float = 1.0     # crown radius factor (densely wooded places have wider crowns)
+    avenues: float = 0.5   # about this share of the roads is lined with trees on both sides
 
 
 @dataclass
@@ -84,8 +92,12 @@ def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 NEAR_M = 256.0      # the continuation is calibrated on the land within this distance of the inputs
-CALIBRATION_M = 6.0  # ... sampled every this many metres
+CALIBRATION_M = 5.3  # ... sampled every this many metres (no multiple of a cell side: no aliasing)
 MAX_CROWN = 1.6      # crown radius factor at most (radii stay under half a tree cell)
+# The land nearest the inputs holds fewer procedural objects (the edge's reflection, the objects'
+# clearance, continued water and roads): calibrated to this times the inputs' shares, the ring of
+# chunks around an input shows about its shares, and a large world stays within 0.1 of them.
+BOOST = 1.2
 
 
 def style_from_shares(seed: int, building_share: float, tree_share: float, building_height: float | None,
@@ -95,6 +107,7 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
     this median building height. The shares are measured on the procedural objects themselves and
     the noise levels found by bisection, so fills, roads and water need no model."""
     x, y = _near(bounds)
+    building_share, tree_share = (min(BOOST * share, 0.9) for share in (building_share, tree_share))
     storeys = 6 if building_height is None else int(np.clip(round(2 * (building_height - 0.5) / 3), 1, 40))
 
     def share(style: Style, cls: int) -> float:
@@ -106,9 +119,11 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
     while tree_share > 0 and crown < MAX_CROWN and \
             share(Style(urban=urban, woods=-0.5, storeys=storeys, crown=crown), TREE) < tree_share:
         crown = round(crown + 0.1, 2)  # the densest woods are not enough: wider crowns
-    woods = _bisect(lambda level: share(Style(urban=urban, woods=level, storeys=storeys, crown=crown), TREE),
-                    tree_share) if tree_share > 0 else 1.01
-    return Style(urban=urban, woods=woods, storeys=storeys, crown=crown)
+    # Leafy places line more of their roads with trees (the woods level below counts those too).
+    avenues = round(float(np.clip(AVENUES_PER_TREE_SHARE * tree_share, 0.1, 0.9)), 3)
+    woods = _bisect(lambda level: share(Style(urban=urban, woods=level, storeys=storeys, crown=crown,
+                                              avenues=avenues), TREE), tree_share) if tree_share > 0 else 1.01
+    return Style(urban=urban, woods=woods, storeys=storeys, crown=crown, avenues=avenues)
 
 
 def clearance(class_id: np.ndarray) -> np.ndarray:
@@ -212,6 +227,12 @@ class Procedural:
         density = np.clip((woods - self.style.woods) * 3, 0, 0.9)
         centre_class = self.ground_class(cx, cy)
         exists = (hash_uniform(seed, 24, tx, ty) < density) & (centre_class != WATER) & (centre_class != ROAD)
+        # None whose crown would reach into an avenue's (standing within reach of a road's edge).
+        for axis, (across, along) in enumerate(((cx, cy), (cy, cx))):
+            line, road, _ = self._road_edges(across, along, axis)
+            close = exists & (np.abs(across - line) < radius + AVENUE_RADIUS)
+            on_road = (road[close], along[close]) if axis == 0 else (along[close], road[close])
+            exists[close] = self.ground_class(*on_road) != ROAD
         # In towns, garden trees: none whose crown would reach its lot's building.
         _, _, built, x0, y0, x1, y1 = self._footprint(cx, cy)
         exists &= ~(built & (cx > x0 - radius) & (cx < x1 + radius) & (cy > y0 - radius) & (cy < y1 + radius))
@@ -222,10 +243,61 @@ class Procedural:
         colour = np.array(COLOURS[TREE]) * (0.8 + 0.4 * hash_uniform(seed, 26, tx, ty))[..., None]
         return inside, height, colour, np.stack([cx, cy], -1)
 
+    def _road_edges(self, across: np.ndarray, along: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+        """For positions (``across`` the grid's roads of one direction, ``along`` them): (the nearest
+        avenue line, SIDEWALK_M inside a road edge; its road's centre across; a key of that line)."""
+        base = np.floor((across - GRID_SHIFT) / ROAD_PERIOD) * ROAD_PERIOD + GRID_SHIFT
+        lines = np.stack([base + SIDEWALK_M, base + ROAD_WIDTH - SIDEWALK_M, base + ROAD_PERIOD + SIDEWALK_M])
+        pick = np.argmin(np.abs(lines - across), 0)
+        line = np.take_along_axis(lines, pick[None], 0)[0]
+        road = base + np.where(pick == 2, ROAD_PERIOD, 0) + ROAD_WIDTH / 2
+        key = 4 * np.round((road - GRID_SHIFT) / ROAD_PERIOD) + 2 * (pick == 1) + axis
+        return line, road, key
+
+    def _avenues(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(inside, height, crown colour, anchor) of the avenue tree at each position, if any.
+
+        An avenue line runs SIDEWALK_M inside each edge of every road of the grid; along stretches
+        of existing road that are lined (value noise of AVENUE_M cells under ``Style.avenues``), a
+        tree stands on it every AVENUE_SPACING metres (nine in ten), none in a junction. Crowns
+        stay within their spacing and their side of the road, and overhang the road and its
+        setback, clear of the buildings."""
+        seed, shape = self.seed, np.shape(x)
+        x, y = np.ravel(x), np.ravel(y)
+        inside, height = np.zeros(x.size, bool), np.zeros(x.size)
+        colour, anchor = np.zeros((x.size, 3)), np.full((x.size, 2), np.nan)
+        for axis in (0, 1):  # roads running north-south (x across them), then east-west
+            across, along = (x, y) if axis == 0 else (y, x)
+            line, road, key = self._road_edges(across, along, axis)
+            near = np.flatnonzero((np.abs(across - line) < AVENUE_RADIUS) & ~inside)
+            line, road, key, across, along = line[near], road[near], key[near], across[near], along[near]
+            k = np.floor(along / AVENUE_SPACING)
+            radius = AVENUE_RADIUS * (0.7 + 0.3 * hash_uniform(seed, 41, key, k))
+            jitter = (AVENUE_SPACING / 2 - radius) * (2 * hash_uniform(seed, 42, key, k) - 1)
+            centre = (k + 0.5) * AVENUE_SPACING + jitter
+            on_road = (road, centre) if axis == 0 else (centre, road)
+            crossing = np.abs(np.mod(centre - GRID_SHIFT - ROAD_WIDTH / 2 + ROAD_PERIOD / 2, ROAD_PERIOD)
+                              - ROAD_PERIOD / 2)  # from the middle of the nearest crossing road
+            d = np.hypot(across - line, along - centre) / radius
+            hit = (d < 1) & (crossing > ROAD_WIDTH / 2 + radius) & (hash_uniform(seed, 43, key, k) < 0.9)
+            hit[hit] = (self.ground_class(*(c[hit] for c in on_road)) == ROAD) & \
+                (value_noise(seed + 330, *(c[hit] for c in on_road), AVENUE_M) < self.style.avenues)
+            at = near[hit]
+            inside[at] = True
+            crown = 5 + 5 * hash_uniform(seed, 44, key[hit], k[hit])
+            height[at] = crown * (0.6 + 0.4 * np.sqrt(np.clip(1 - d[hit] ** 2, 0, 1)))
+            colour[at] = np.array(COLOURS[TREE]) * (0.8 + 0.4 * hash_uniform(seed, 45, key[hit], k[hit]))[:, None]
+            anchor[at] = np.stack([line[hit], centre[hit]] if axis == 0 else [centre[hit], line[hit]], -1)
+        return (inside.reshape(shape), height.reshape(shape), colour.reshape(shape + (3,)),
+                anchor.reshape(shape + (2,)))
+
     def objects(self, x: np.ndarray, y: np.ndarray) -> Objects:
         """Buildings and trees (buildings win where a crown would reach a lot)."""
         b_in, b_h, b_rgb, b_anchor = self._buildings(x, y)
         t_in, t_h, t_rgb, t_anchor = self._trees(x, y)
+        a_in, a_h, a_rgb, a_anchor = self._avenues(x, y)
+        t_in, t_h = t_in | a_in, np.where(a_in, a_h, t_h)
+        t_rgb, t_anchor = np.where(a_in[..., None], a_rgb, t_rgb), np.where(a_in[..., None], a_anchor, t_anchor)
         t_in &= ~b_in
         cls = np.where(b_in, BUILDING, np.where(t_in, TREE, 0)).astype(np.uint8)
         height = np.where(b_in, b_h, np.where(t_in, t_h, 0)).astype(np.float32)

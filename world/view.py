@@ -5,7 +5,8 @@ its window, and the objects it owns. Two kinds of world:
 - ``InputView``: the input rasters, read for this chunk's window only, with the procedural world
   beyond them. Past the input's edge the ground eases from the input's edge value into the
   procedural relief over HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the
-  distance to the input area), so there is no step or line at the hand-over. What the edge cuts
+  distance to the input area), so there is no step or line at the hand-over; continued water
+  stays at the edge's level, its banks rising to the relief over BANK_M. What the edge cuts
   goes on beyond it, taken from the input's mirror image across the edge (the reflection): water
   and roads for up to MIRROR_M, narrowing to nothing from TAPER_FROM_M; buildings and trees up to
   about OBJECT_MIRROR_M, so an object the edge cuts becomes a whole one (a canopy with a rim, a
@@ -61,6 +62,7 @@ TAPER_FROM_M = 64.0      # ... at full width up to here, then keeping only cells
 TAPER = 0.25             # to the feature's side is at least TAPER * (distance - TAPER_FROM_M) ...
 DEPTH_CAP_M = TAPER * (MIRROR_M - TAPER_FROM_M)  # ... (so nothing is left at MIRROR_M)
 OBJECT_MIRROR_M = 0.8 * source.MIRRORED_M  # objects the edge cuts go on about this far beyond it (x 0.75 .. 1.25)
+BANK_M = 8.0             # beyond the input, ground rises from continued water to the relief over this
 REACH_M = max(DEPTH_CAP_M, CROSS_M) + 4.0  # analysis cells read around reflected ones (filters, depths, crossings)
 CONTINUED_KINDS = (SurfaceKind.WATER, SurfaceKind.ROAD)
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
@@ -362,8 +364,32 @@ class InputView(ProceduralView):
 
     # -- the View ----------------------------------------------------------------------------------
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        ease = _smoothstep(self._outside(x, y) / HANDOVER_M)
+        ease = _smoothstep(self._outside(x, y) / HANDOVER_M) * _smoothstep(self._from_water(x, y) / BANK_M)
         return (1 - ease) * self._input_ground(x, y) + ease * self.world.ground(x, y)
+
+    def _from_water(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Metres from the water the input's edge cuts and continues beyond it (at most BANK_M), a
+        continuous function of position: the cells' distances, bilinearly interpolated."""
+        if self._water_distance is None:
+            return np.full(np.shape(x), BANK_M)
+        cells = self.cells
+        rows, cols = cells.row0 + 0.5 - np.asarray(y) / cells.gsd, np.asarray(x) / cells.gsd - cells.col0 - 0.5
+        return ndimage.map_coordinates(self._water_distance, [rows, cols], order=1, mode="nearest")
+
+    @cached_property
+    def _water_distance(self) -> np.ndarray | None:
+        """On the analysis cells: metres to the nearest continued water cell, at most BANK_M (exact
+        wherever the cells reach BANK_M around; chunks sample it where the band gives them that);
+        None where no continued water is near."""
+        w, s, e, n = self.inputs.bounds
+        a, b, c, d = self.cells.rect()
+        if not self.inputs.land_cover or (w <= a and s <= b and c <= e and d <= n):
+            return None
+        x, y = self.cells.centres()
+        wet = self.scheme.kind_lut()[self._continued(x, y)] == SurfaceKind.WATER
+        if not wet.any():
+            return None
+        return np.minimum(ndimage.distance_transform_edt(~wet) * self.cells.gsd, BANK_M).astype(np.float32)
 
     def _known(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(input class ids, where they are known): unknown (0) and outside get the procedural world's."""
@@ -529,10 +555,18 @@ class InputView(ProceduralView):
 
     def _procedural_allowed(self, x: np.ndarray, y: np.ndarray, class_id: np.ndarray) -> np.ndarray:
         """Procedural objects stand where the inputs' objects, and their continuations, are out of
-        reach, and not on continued water or roads (tested at their anchor)."""
+        reach, and not on continued water or roads (tested at their anchor, and a crown's reach
+        around it: street trees stand at a road's edge)."""
         if not self.inputs.land_cover:
             return np.ones(np.shape(x), bool)
-        return (self._outside(x, y) > source.clearance(class_id)) & (self._continued(x, y) == 0)
+        allowed = self._outside(x, y) > source.clearance(class_id)
+        near = np.flatnonzero(allowed & (self._outside(x, y) < MIRROR_M + source.MAX_RADIUS))
+        anchors, back = np.unique(np.stack([x.ravel()[near], y.ravel()[near]], -1), axis=0, return_inverse=True)
+        dry = np.ones(len(anchors), bool)
+        for dx, dy in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+            dry &= self._continued(anchors[:, 0] + dx * source.MAX_RADIUS, anchors[:, 1] + dy * source.MAX_RADIUS) == 0
+        allowed.ravel()[near] = dry[back.ravel()]
+        return allowed
 
     def _object_sources(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(source x, source y, reflected): where the inputs say which object stands at each position.
