@@ -16,6 +16,7 @@ Steps:
    each other). View-dependent colour (``sh1``) is ignored: an albedo has no view.
 3. Where the splats' total weight is below 1e-3 (no splat on that surface nearby), the texel takes
    the colour of the nearest voxel centre instead: voxels cover every surface, splats may not.
+   Texels of painted triangles (``TexturedMesh.painted``: trunks) take their colour instead.
 4. Dilate: texels within ``dilate_px`` (chessboard distance) of a covered texel copy the nearest
    covered texel, so mip maps do not bleed background into charts; the rest of the background
    gets the mean colour of the charts.
@@ -68,6 +69,7 @@ class _Triangles:
     lo: np.ndarray       # (T, 2) int64 first column, row of the bounding box
     size: np.ndarray     # (T, 2) int64 bounding box columns, rows
     rows: np.ndarray     # (T, 23) float32 origin, step (x then y), lo, corners xyz (3x3), normal
+    painted: np.ndarray  # (T, 3) float32 sRGB albedo of painted triangles, NaN for baked ones
 
 
 @dataclass
@@ -115,11 +117,13 @@ def _triangles(atlas: Atlas) -> _Triangles:
     size = np.array([atlas.width, atlas.height], np.float64)
     uv = np.concatenate([m.uvs[m.faces].astype(np.float64) for m in atlas.meshes]) * size
     xyz = np.concatenate([m.vertices[m.faces].astype(np.float64) for m in atlas.meshes])
+    painted = np.concatenate([np.full((len(m.faces), 3), np.nan, np.float32) if m.painted is None else m.painted
+                              for m in atlas.meshes])
     # b_i at p is the area of (p, next corner, corner after) over the triangle's: edge functions.
     nxt, aft = np.roll(uv, -1, axis=1), np.roll(uv, -2, axis=1)
     area2 = np.cross(uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0])
     keep = np.abs(area2) > 1e-9  # hidden faces collapse onto one point: nothing to bake
-    uv, xyz, nxt, aft, area2 = uv[keep], xyz[keep], nxt[keep], aft[keep], area2[keep]
+    uv, xyz, nxt, aft, area2, painted = uv[keep], xyz[keep], nxt[keep], aft[keep], area2[keep], painted[keep]
     edge = aft - nxt
     step = np.stack([-edge[..., 1], edge[..., 0]], -1) / area2[:, None, None]
     limit = np.array([atlas.width - 1, atlas.height - 1])
@@ -132,7 +136,7 @@ def _triangles(atlas: Atlas) -> _Triangles:
     return _Triangles(origin=origin.astype(np.float32), step=step.astype(np.float32),
                       margin=(0.5 * np.abs(step).sum(2)).astype(np.float32),
                       grad=(1 / np.linalg.norm(step, axis=2)).astype(np.float32),
-                      lo=lo, size=hi - lo + 1, rows=rows.astype(np.float32))
+                      lo=lo, size=hi - lo + 1, rows=rows.astype(np.float32), painted=painted)
 
 
 def _bucket(n: np.ndarray) -> np.ndarray:
@@ -379,7 +383,12 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
         owner = _owners(tris, width, height)
         if progress is not None:
             progress(0.0, "charts rasterised")
-        blocks = _blocks(owner, width, height)
+        painted = np.flatnonzero(owner >= 0)
+        painted = painted[np.isfinite(tris.painted[owner[painted], 0])]
+        image[painted] = to_u8(tris.painted[owner[painted]])
+        baked = owner.copy()
+        baked[painted] = -1
+        blocks = _blocks(baked, width, height)
         while not wait([field], timeout=HEARTBEAT_S).done:
             if progress is not None:
                 progress(0.0, "arranging splats")

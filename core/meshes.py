@@ -18,6 +18,7 @@ class KindMesh:
     faces: np.ndarray      # (F, 3) int32
     class_id: np.ndarray   # (V,) uint8 land-cover class of each vertex
     hidden: np.ndarray     # (F,) bool: faces no viewer sees (undersides); they get no texels
+    painted: np.ndarray | None = None  # (F, 3) float32 sRGB albedo of faces painted, not baked (NaN: baked)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class TexturedMesh:
     uvs: np.ndarray        # (V, 2) float32, glTF convention: (0, 0) is the top-left of the image
     normals: np.ndarray    # (V, 3) float32 unit; sharp across chart seams
     class_id: np.ndarray   # (V,) uint8
+    painted: np.ndarray | None = None  # (F, 3) as KindMesh.painted (the bake fills their texels)
 
 
 @dataclass

@@ -290,7 +290,7 @@ def _textured(mesh: KindMesh, c: _Charted, packed: _Packed, index: int,
     all_uvs = np.concatenate([uvs, np.broadcast_to(hidden_uv, (len(hidden_ids), 2))])
     return TexturedMesh(kind=mesh.kind, vertices=mesh.vertices[c.src[split]].astype(np.float32),
                         faces=faces.astype(np.int32), uvs=all_uvs.astype(np.float32),
-                        normals=c.normals[split], class_id=mesh.class_id[c.src[split]])
+                        normals=c.normals[split], class_id=mesh.class_id[c.src[split]], painted=mesh.painted)
 
 
 def unwrap(meshes: list[KindMesh], texels_per_metre: float, max_texels: int,

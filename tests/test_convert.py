@@ -404,6 +404,30 @@ def test_tree_is_a_rounded_crown_on_a_trunk_not_a_prism():
         assert 3.3 < rim.min() and rim.max() < 6.0, budget
 
 
+def test_trunks_are_baked_bark_not_canopy():
+    """No splat sees a trunk: its faces are painted bark, and its texels in the baked atlas are
+    bark-coloured, while the crown's keep the splats' colour."""
+    from satforge.core.bake import bake_albedo
+    from satforge.core.convert.trunks import BARK
+    from satforge.core.unwrap import unwrap
+
+    atlas = unwrap(scene_to_meshes(town(), 20000), 8.0, 1 << 20)
+    image = bake_albedo(atlas, town(), threads=1).astype(np.float32) / 255
+    tree = next(m for m in atlas.meshes if m.kind == K.VEGETATION)
+    bark = np.isfinite(tree.painted[:, 0])
+    n = normals(tree)
+    sides = np.flatnonzero(bark & (np.abs(n[:, 2]) <= 1e-2))
+    assert bark.sum() == 12 and len(sides) == 8  # and its bottom and top (inside the crown)
+
+    def colour_at(faces: np.ndarray) -> np.ndarray:
+        uv = tree.uvs[tree.faces[faces]].mean(1) * [atlas.width, atlas.height]
+        return image[uv[:, 1].astype(int), uv[:, 0].astype(int)]
+
+    assert np.abs(colour_at(sides) - BARK).max() < 2 / 255
+    crown = np.flatnonzero(~bark & (n[:, 2] > 0.5))
+    assert (np.abs(colour_at(crown) - BARK).max(1) > 0.1).all()  # the splats' colour
+
+
 def test_terrain_covers_the_whole_tile_from_above():
     for budget in BUDGETS:
         z = height_map(town_meshes(budget)[K.TERRAIN], 128)

@@ -42,12 +42,12 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     trunks = _trunks(grid, triangle_budget)
     meshes = []
     for surface in simplify_to_budget(surfaces, triangle_budget - len(trunks.faces), progress):
-        solid = close(surface)
-        if surface.kind == SurfaceKind.VEGETATION:
-            solid = with_trunks(solid, trunks)
+        solid, painted = close(surface), None
+        if surface.kind == SurfaceKind.VEGETATION and len(trunks.faces):
+            solid, painted = with_trunks(solid, trunks)
         meshes.append(KindMesh(kind=surface.kind, vertices=solid.vertices.astype(np.float32),
                                faces=solid.faces.astype(np.int32), class_id=solid.class_id,
-                               hidden=solid.hidden))
+                               hidden=solid.hidden, painted=painted))
     return meshes
 
 

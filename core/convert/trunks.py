@@ -21,6 +21,7 @@ MIN_CLEARANCE_M = 0.5      # a canopy whose underside is this close to the groun
 TRUNK_PER_M = 0.04         # trunk side per metre of canopy height ...
 TRUNK_SIDE_M = (0.25, 0.8)  # ... within these
 BOX_FACES = 12
+BARK = (0.30, 0.24, 0.18)  # sRGB albedo of trunks (no splat sees a trunk: they are painted)
 
 # The unit box's corners (x, y, z in {0, 1}) and its faces, counter-clockwise seen from outside;
 # the first two faces are the bottom.
@@ -55,10 +56,14 @@ def trunk_boxes(canopy: Columns, ground_top: np.ndarray, x0: float, y0: float, s
     return ClosedMesh(vertices, faces, np.repeat(canopy.class_id[i, j], 8), hidden)
 
 
-def with_trunks(solid: ClosedMesh, trunks: ClosedMesh) -> ClosedMesh:
-    """The canopy's solid and its trunks as one mesh (each still closed)."""
+def with_trunks(solid: ClosedMesh, trunks: ClosedMesh) -> tuple[ClosedMesh, np.ndarray]:
+    """(the canopy's solid and its trunks as one mesh, each still closed; (F, 3) float32 albedo of
+    its faces painted rather than baked: the trunks' BARK, NaN on the canopy)."""
     offset = len(solid.vertices)
-    return ClosedMesh(np.concatenate([solid.vertices, trunks.vertices]),
-                      np.concatenate([solid.faces, trunks.faces + offset]),
-                      np.concatenate([solid.class_id, trunks.class_id]),
-                      np.concatenate([solid.hidden, trunks.hidden]))
+    joined = ClosedMesh(np.concatenate([solid.vertices, trunks.vertices]),
+                        np.concatenate([solid.faces, trunks.faces + offset]),
+                        np.concatenate([solid.class_id, trunks.class_id]),
+                        np.concatenate([solid.hidden, trunks.hidden]))
+    painted = np.full((len(joined.faces), 3), np.nan, np.float32)
+    painted[len(solid.faces):] = BARK
+    return joined, painted
