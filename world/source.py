@@ -40,7 +40,7 @@ AVENUE_RADIUS = 2.2                   # an avenue's crown radius at most (rows o
 AVENUE_M = 150.0                      # roads are lined with trees, or not, over about this length
 AVENUES_PER_TREE_SHARE = 2.0          # a continuation lines this times the inputs' tree share of its roads
 MAX_OBJECT = LOT                      # no object reaches further than this from its anchor
-MAX_RADIUS = 2.6                      # crown radius at most (under half a tree cell)
+MAX_RADIUS = 3.2                      # crown radius at most (under half a tree cell)
 MIRRORED_M = 20.0                     # input objects cut by an input area's edge go on this far beyond it (``view``)
 WATER_LINE = 0.32                     # relief level (in [0, 1]) under which there is water
 RELIEF_M = 14.0                       # metres of height per unit of relief
@@ -93,7 +93,7 @@ def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 NEAR_M = 256.0      # the continuation is calibrated on the land within this distance of the inputs
 CALIBRATION_M = 5.3  # ... sampled every this many metres (no multiple of a cell side: no aliasing)
-MAX_CROWN = 1.6      # crown radius factor at most (radii stay under half a tree cell)
+MAX_CROWN = 2.0      # crown radius factor at most (radii stay under MAX_RADIUS)
 # The land nearest the inputs holds fewer procedural objects (the edge's reflection, the objects'
 # clearance, continued water and roads): calibrated to this times the inputs' shares, the ring of
 # chunks around an input shows about its shares, and a large world stays within 0.1 of them.
