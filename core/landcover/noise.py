@@ -31,6 +31,20 @@ def value_noise(seed: int, x: np.ndarray, y: np.ndarray, cell: float) -> np.ndar
     ix, iy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
     fx, fy = gx - ix, gy - iy
     fx, fy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
-    v00, v10 = hash_uniform(seed, ix, iy), hash_uniform(seed, ix + 1, iy)
-    v01, v11 = hash_uniform(seed, ix, iy + 1), hash_uniform(seed, ix + 1, iy + 1)
+    v00, v10, v01, v11 = _corners(seed, ix, iy)
     return (v00 * (1 - fx) + v10 * fx) * (1 - fy) + (v01 * (1 - fx) + v11 * fx) * fy
+
+
+def _corners(seed: int, ix: np.ndarray, iy: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Hashed lattice values at (ix, iy), (ix + 1, iy), (ix, iy + 1), (ix + 1, iy + 1). When the
+    points span fewer lattice nodes than there are points (coarse noise over many positions), each
+    node is hashed once and gathered: the same values, a fraction of the work."""
+    if ix.size:
+        x0, y0 = int(ix.min()), int(iy.min())
+        nx, ny = int(ix.max()) - x0 + 2, int(iy.max()) - y0 + 2
+        if nx * ny < ix.size:
+            lattice = hash_uniform(seed, np.arange(x0, x0 + nx)[:, None], np.arange(y0, y0 + ny)[None, :])
+            a, b = ix - x0, iy - y0
+            return lattice[a, b], lattice[a + 1, b], lattice[a, b + 1], lattice[a + 1, b + 1]
+    return (hash_uniform(seed, ix, iy), hash_uniform(seed, ix + 1, iy),
+            hash_uniform(seed, ix, iy + 1), hash_uniform(seed, ix + 1, iy + 1))
