@@ -15,7 +15,8 @@ Steps:
    The off-surface term and the normal term keep roof splats off wall texels (and back faces off
    each other). View-dependent colour (``sh1``) is ignored: an albedo has no view.
 3. Where the splats' total weight is below 1e-3 (no splat on that surface nearby), the texel takes
-   the colour of the nearest voxel centre instead: voxels cover every surface, splats may not.
+   the colour of the nearest voxel centre of its mesh's kind instead: voxels cover every surface,
+   splats may not.
    Texels of painted triangles (``TexturedMesh.painted``: trunks) take their colour instead.
 4. Dilate: texels within ``dilate_px`` (chessboard distance) of a covered texel copy the nearest
    covered texel, so mip maps do not bleed background into charts; the rest of the background
@@ -39,6 +40,7 @@ from scipy.spatial import cKDTree
 
 from .arrays import ramps, to_u8
 from .scene import Scene, Splats
+from .schemes import SurfaceKind
 from .unwrap import Atlas
 
 CANDIDATE_CHUNK = 1 << 20  # rasterisation candidates (texel, triangle) held at once
@@ -70,6 +72,7 @@ class _Triangles:
     size: np.ndarray     # (T, 2) int64 bounding box columns, rows
     rows: np.ndarray     # (T, 23) float32 origin, step (x then y), lo, corners xyz (3x3), normal
     painted: np.ndarray  # (T, 3) float32 sRGB albedo of painted triangles, NaN for baked ones
+    kind: np.ndarray     # (T,) uint8 SurfaceKind of each triangle's mesh
 
 
 @dataclass
@@ -95,21 +98,25 @@ class SplatField:
 @dataclass
 class BakeField:
     """What a scene's texels are coloured from: its splats (``SplatField``, None without any) and,
-    for texels no splat reaches, its voxels' centres and colours (tree None without voxels).
-    Prepared once per scene (``bake_field``), in the background while the scene is meshed, and
-    shared by every atlas baked from it (a world chunk's LODs)."""
+    for texels no splat reaches, its voxels: per mesh kind, a k-d tree of the centres of that
+    kind's voxels and their (n, 3) float32 colours in [0, 1] (so a canopy's lower band takes a
+    canopy voxel's colour, not the ground's below it). Prepared once per scene (``bake_field``),
+    in the background while the scene is meshed, and shared by every atlas baked from it (a
+    world chunk's LODs)."""
 
     splats: SplatField | None
-    voxels: cKDTree | None
-    voxel_colour: np.ndarray  # (V, 3) float32 in [0, 1]
+    voxels: dict[int, tuple[cKDTree, np.ndarray]]
 
 
 def bake_field(scene: Scene) -> BakeField:
-    voxels = None
-    if len(scene.voxels):
-        voxels = cKDTree(scene.voxels.centres(), balanced_tree=False, compact_nodes=False)
-    return BakeField(splats=splat_field(scene.splats), voxels=voxels,
-                     voxel_colour=scene.voxels.colour.astype(np.float32) / 255)
+    v = scene.voxels
+    kinds = np.where(v.kind == SurfaceKind.OTHER, SurfaceKind.TERRAIN, v.kind)  # the terrain mesh carries OTHER
+    centres, voxels = v.centres(), {}
+    for kind in np.unique(kinds):
+        mine = kinds == kind
+        voxels[int(kind)] = (cKDTree(centres[mine], balanced_tree=False, compact_nodes=False),
+                             v.colour[mine].astype(np.float32) / 255)
+    return BakeField(splats=splat_field(scene.splats), voxels=voxels)
 
 
 def _triangles(atlas: Atlas) -> _Triangles:
@@ -119,11 +126,12 @@ def _triangles(atlas: Atlas) -> _Triangles:
     xyz = np.concatenate([m.vertices[m.faces].astype(np.float64) for m in atlas.meshes])
     painted = np.concatenate([np.full((len(m.faces), 3), np.nan, np.float32) if m.painted is None else m.painted
                               for m in atlas.meshes])
+    kind = np.concatenate([np.full(len(m.faces), m.kind, np.uint8) for m in atlas.meshes])
     # b_i at p is the area of (p, next corner, corner after) over the triangle's: edge functions.
     nxt, aft = np.roll(uv, -1, axis=1), np.roll(uv, -2, axis=1)
     area2 = np.cross(uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0])
     keep = np.abs(area2) > 1e-9  # hidden faces collapse onto one point: nothing to bake
-    uv, xyz, nxt, aft, area2, painted = uv[keep], xyz[keep], nxt[keep], aft[keep], area2[keep], painted[keep]
+    uv, xyz, nxt, aft, area2, painted, kind = (a[keep] for a in (uv, xyz, nxt, aft, area2, painted, kind))
     edge = aft - nxt
     step = np.stack([-edge[..., 1], edge[..., 0]], -1) / area2[:, None, None]
     limit = np.array([atlas.width - 1, atlas.height - 1])
@@ -136,7 +144,7 @@ def _triangles(atlas: Atlas) -> _Triangles:
     return _Triangles(origin=origin.astype(np.float32), step=step.astype(np.float32),
                       margin=(0.5 * np.abs(step).sum(2)).astype(np.float32),
                       grad=(1 / np.linalg.norm(step, axis=2)).astype(np.float32),
-                      lo=lo, size=hi - lo + 1, rows=rows.astype(np.float32), painted=painted)
+                      lo=lo, size=hi - lo + 1, rows=rows.astype(np.float32), painted=painted, kind=kind)
 
 
 def _bucket(n: np.ndarray) -> np.ndarray:
@@ -331,12 +339,17 @@ def _bake_blocks(tris: _Triangles, owner: np.ndarray, blocks: np.ndarray, field:
     return flat, sums[:, :3] / np.maximum(sums[:, 3:], 1e-30), sums[:, 3]
 
 
-def _voxel_colours(field: BakeField, points: np.ndarray, threads: int) -> np.ndarray:
-    """(N, 3) float32 colours in [0, 1] of the voxels nearest to points (mid grey without voxels)."""
-    if field.voxels is None:
-        return np.full((len(points), 3), 0.5, np.float32)
-    _, nearest = field.voxels.query(points, workers=threads)
-    return field.voxel_colour[nearest]
+def _voxel_colours(field: BakeField, points: np.ndarray, kinds: np.ndarray, threads: int) -> np.ndarray:
+    """(N, 3) float32 colours in [0, 1] of the voxels nearest to points among those of the
+    points' mesh ``kinds`` (among all where the scene has none of a kind; mid grey without voxels)."""
+    out = np.full((len(points), 3), 0.5, np.float32)
+    best = np.full(len(points), np.inf)
+    for kind, (tree, colour) in field.voxels.items():
+        at = np.flatnonzero((kinds == kind) | ~np.isin(kinds, list(field.voxels)))
+        dist, nearest = tree.query(points[at], workers=threads)
+        closer = dist < best[at]
+        out[at[closer]], best[at[closer]] = colour[nearest[closer]], dist[closer]
+    return out
 
 
 def _dilate(image: np.ndarray, covered: np.ndarray, background: np.ndarray, dilate_px: int) -> np.ndarray:
@@ -405,7 +418,7 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
         points = _surface_points(tris, owner, bare, width)[0]
         if progress is not None:
             progress(1.0, f"{len(bare)} texels to take from the voxels")
-        image[bare] = to_u8(_voxel_colours(sources, points, threads))
+        image[bare] = to_u8(_voxel_colours(sources, points, tris.kind[owner[bare]], threads))
         if progress is not None:
             progress(1.0, f"{len(bare)} texels from voxels")
     covered = owner >= 0

@@ -329,7 +329,8 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
 
 
 def close(surface: Surface) -> ClosedMesh:
-    """The closed solid under a top surface: walls (or a shared rim) and the hidden underside."""
+    """The closed solid under a top surface: walls (or a shared rim) and the underside, hidden
+    but for a canopy's (trees stand on trunks, so it is seen from the side)."""
     top = surface.faces
     n = len(surface.vertices)
     rim = surface.rim
@@ -343,7 +344,7 @@ def close(surface: Surface) -> ClosedMesh:
                                      np.stack([under_id[a], b, a], -1)]
     faces = np.concatenate([top, under_id[top][:, ::-1], *walls])
     hidden = np.zeros(len(faces), bool)
-    hidden[len(top):2 * len(top)] = True
+    hidden[len(top):2 * len(top)] = not surface.lens  # a canopy's underside floats on trunks: seen
     lower = np.column_stack([surface.vertices[:, :2], surface.under])[twin]
     return ClosedMesh(np.concatenate([surface.vertices, lower]), faces,
                       np.concatenate([surface.class_id, surface.class_id[twin]]), hidden)
