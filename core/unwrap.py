@@ -12,6 +12,8 @@ and xatlas only packs them (``use_input_mesh_uvs``, scaling metres by texels per
    plane: (x, y) for up, (x, -y) for down (mirrored so downward faces stay counter-clockwise),
    and for azimuth bin angle a: (-sin a * x + cos a * y, z). Every face is then at most ~49
    degrees off the projection axis: no triangle flips, and texel density varies by at most 1.5x.
+   Charts facing down (a canopy's underside) are scaled by DOWN_DENSITY: a quarter of the texels
+   per metre where only a glance from below sees them.
 3. Vertices are split per chart, so normals (area-weighted within the chart) are sharp at chart
    seams: roof/wall edges are sharp, a rounded canopy is smooth inside its charts.
 
@@ -47,6 +49,7 @@ SIDE_FACTOR = 1.5       # an atlas side may reach this times sqrt(max_texels)
 MAX_PACKS = 6           # repacks allowed while shrinking texels per metre to fit the budget
 
 UP, DOWN = 0, 1         # bins 2..9 are azimuth bins of 45 degrees, angle (bin - 2) * 45
+DOWN_DENSITY = 0.25     # charts facing down (seen from below, in shade) get this share of texels per metre
 
 
 @dataclass
@@ -66,7 +69,8 @@ class _Charted:
     uvs: np.ndarray       # (V, 2) float32 planar projection, metres, each chart moved apart
     normals: np.ndarray   # (V, 3) float32 unit, averaged within the vertex's chart
     hidden: np.ndarray    # (F,) bool
-    visible_area: float   # m^2
+    visible_area: float   # m^2 of visible faces, at their charts' texel density (DOWN_DENSITY squared facing down)
+    density: np.ndarray   # (V,) share of the texels per metre of each vertex's chart
 
 
 def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -212,9 +216,13 @@ def _chart(mesh: KindMesh) -> _Charted:
     src, vertex_chart = keys % n_src, keys // n_src
     frame = _chart_frames(face_normals, charts, bins)[vertex_chart]       # (V, 2, 3)
     uvs = (frame @ mesh.vertices[src].astype(np.float64)[:, :, None])[:, :, 0]
+    # Charts seen from below (a canopy's underside) get DOWN_DENSITY of the texels per metre.
+    chart_scale = np.ones(int(charts.max(initial=-1)) + 1)
+    chart_scale[charts[bins == DOWN]] = DOWN_DENSITY
+    area = np.linalg.norm(face_normals, axis=1) / 2 * chart_scale[charts] ** 2
     return _Charted(src=src, faces=new_faces, uvs=_stage(uvs, vertex_chart).astype(np.float32),
                     normals=_vertex_normals(new_faces, face_normals, len(src)), hidden=hidden,
-                    visible_area=float(np.linalg.norm(face_normals[~hidden], axis=1).sum() / 2))
+                    visible_area=float(area[~hidden].sum()), density=chart_scale[vertex_chart])
 
 
 def _visible_part(charted: _Charted) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +253,9 @@ def _pack(meshes: list[KindMesh], charted: list[_Charted], tpm: float,
         used, local = _visible_part(c)
         index.append(len(inputs) if len(local) else -1)
         if len(local):
-            inputs.append((np.ascontiguousarray(mesh.vertices[c.src[used]], np.float32), local.astype(np.uint32),
+            # xatlas scales each chart to its surface area: shrinking a chart's positions shrinks its texels.
+            positions = mesh.vertices[c.src[used]] * c.density[used, None]
+            inputs.append((np.ascontiguousarray(positions, np.float32), local.astype(np.uint32),
                            np.ascontiguousarray(c.uvs[used])))
     reserved = -1
     if any(c.hidden.any() for c in charted):

@@ -434,6 +434,27 @@ def test_trunks_are_baked_bark_not_canopy():
     assert (np.abs(colour_at(crown) - BARK).max(1) > 0.1).all()  # the splats' colour
 
 
+def test_canopy_undersides_get_a_quarter_of_the_texel_density():
+    """A crown's underside is seen (it floats on its trunk) but only from below: it gets texels,
+    at DOWN_DENSITY of the top's texels per metre."""
+    from satforge.core.unwrap import DOWN_DENSITY, unwrap
+
+    atlas = unwrap(scene_to_meshes(town(), 20000), 8.0, 1 << 20)
+    tree = next(m for m in atlas.meshes if m.kind == K.VEGETATION)
+    n = normals(tree)
+    p = tree.vertices[tree.faces].astype(np.float64)
+    uv = tree.uvs[tree.faces].astype(np.float64) * [atlas.width, atlas.height]
+    area = np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
+    texels = np.abs(np.cross(uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]))
+
+    def density(faces: np.ndarray) -> float:
+        return float(np.sqrt(texels[faces].sum() / area[faces].sum()))
+
+    down, up = n[:, 2] < -0.7, n[:, 2] > 0.7
+    assert down.sum() > 10
+    assert density(down) == pytest.approx(DOWN_DENSITY * density(up), rel=0.2)
+
+
 def test_terrain_covers_the_whole_tile_from_above():
     for budget in BUDGETS:
         z = height_map(town_meshes(budget)[K.TERRAIN], 128)
