@@ -313,9 +313,10 @@ def _splat_sums(field: SplatField, points: np.ndarray, normals: np.ndarray,
     shared[near[holds_all]] = True
     out = np.zeros(points.shape[:2] + (4,), np.float32)
     # Blocks and texels with no splat within reach weigh nothing: the voxels will colour them.
-    reached = shared.copy()
-    reached[near[holds_all]] = np.isfinite(dist[holds_all, 0])
-    out[reached] = _shade(field, points[reached], normals[reached], idx[holds_all & np.isfinite(dist[:, 0])])
+    reached = holds_all & np.isfinite(dist[:, 0])
+    weighed = np.zeros(len(points), bool)
+    weighed[near[reached]] = True
+    out[weighed] = _shade(field, points[weighed], normals[weighed], idx[reached])
     lone = ~shared[:, None] & valid
     lone_dist, lone_idx = _nearest(field, points[lone], TEXEL_NEIGHBOURS, field.reach)
     found = np.isfinite(lone_dist[:, 0])
@@ -344,8 +345,9 @@ def _voxel_colours(field: BakeField, points: np.ndarray, kinds: np.ndarray, thre
     points' mesh ``kinds`` (among all where the scene has none of a kind; mid grey without voxels)."""
     out = np.full((len(points), 3), 0.5, np.float32)
     best = np.full(len(points), np.inf)
+    unmatched = ~np.isin(kinds, list(field.voxels))
     for kind, (tree, colour) in field.voxels.items():
-        at = np.flatnonzero((kinds == kind) | ~np.isin(kinds, list(field.voxels)))
+        at = np.flatnonzero((kinds == kind) | unmatched)
         dist, nearest = tree.query(points[at], workers=threads)
         closer = dist < best[at]
         out[at[closer]], best[at[closer]] = colour[nearest[closer]], dist[closer]

@@ -298,6 +298,13 @@ def town_meshes(budget: int) -> dict[SurfaceKind, object]:
 
 
 @cache
+def town_atlas():
+    from satforge.core.unwrap import unwrap
+
+    return unwrap(scene_to_meshes(town(), 20000), 8.0, 1 << 20)
+
+
+@cache
 def city() -> Scene:
     layers, tilt = city_layers(256)
     return make_scene(layers, SIZE, tilt)
@@ -415,9 +422,8 @@ def test_trunks_are_baked_bark_not_canopy():
     bark-coloured, while the crown's keep the splats' colour."""
     from satforge.core.bake import bake_albedo
     from satforge.core.convert.trunks import BARK
-    from satforge.core.unwrap import unwrap
 
-    atlas = unwrap(scene_to_meshes(town(), 20000), 8.0, 1 << 20)
+    atlas = town_atlas()
     image = bake_albedo(atlas, town(), threads=1).astype(np.float32) / 255
     tree = next(m for m in atlas.meshes if m.kind == K.VEGETATION)
     bark = np.isfinite(tree.painted[:, 0])
@@ -437,9 +443,9 @@ def test_trunks_are_baked_bark_not_canopy():
 def test_canopy_undersides_get_a_quarter_of_the_texel_density():
     """A crown's underside is seen (it floats on its trunk) but only from below: it gets texels,
     at DOWN_DENSITY of the top's texels per metre."""
-    from satforge.core.unwrap import DOWN_DENSITY, unwrap
+    from satforge.core.unwrap import DOWN_DENSITY
 
-    atlas = unwrap(scene_to_meshes(town(), 20000), 8.0, 1 << 20)
+    atlas = town_atlas()
     tree = next(m for m in atlas.meshes if m.kind == K.VEGETATION)
     n = normals(tree)
     p = tree.vertices[tree.faces].astype(np.float64)

@@ -11,7 +11,7 @@ Content (OpenEarthMap class ids):
   metres, and one building per LOT x LOT metre lot at most, with a setback so buildings never touch
   each other or a road; storeys (up to ``Style.storeys``) and roof colour hashed from the lot index.
 - avenues: about ``Style.avenues`` of the roads (value noise of AVENUE_M cells) have a row of
-  trees along each verge, one per tree cell it crosses, where no building is in the way.
+  trees SIDEWALK_M inside each edge, one every AVENUE_SPACING metres, none in a junction.
 - woods (value noise of 150 m cells plus finer noise of CLUMP_M cells, for clumps and glades,
   above ``Style.woods``): at most one tree per TREE_CELL metre cell, its crown a disc anywhere in its own cell that
   keeps it inside (so crowns never merge), height hashed from the cell index; in towns too, as
@@ -229,10 +229,9 @@ class Procedural:
         exists = (hash_uniform(seed, 24, tx, ty) < density) & (centre_class != WATER) & (centre_class != ROAD)
         # None whose crown would reach into an avenue's (standing within reach of a road's edge).
         for axis, (across, along) in enumerate(((cx, cy), (cy, cx))):
-            line, road, _ = self._road_edges(across, along, axis)
+            line, road, _ = self._road_edges(across, axis)
             close = exists & (np.abs(across - line) < radius + AVENUE_RADIUS)
-            on_road = (road[close], along[close]) if axis == 0 else (along[close], road[close])
-            exists[close] = self.ground_class(*on_road) != ROAD
+            exists[close] = ~self._is_road(road[close], along[close], axis)
         # In towns, garden trees: none whose crown would reach its lot's building.
         _, _, built, x0, y0, x1, y1 = self._footprint(cx, cy)
         exists &= ~(built & (cx > x0 - radius) & (cx < x1 + radius) & (cy > y0 - radius) & (cy < y1 + radius))
@@ -243,9 +242,10 @@ class Procedural:
         colour = np.array(COLOURS[TREE]) * (0.8 + 0.4 * hash_uniform(seed, 26, tx, ty))[..., None]
         return inside, height, colour, np.stack([cx, cy], -1)
 
-    def _road_edges(self, across: np.ndarray, along: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
-        """For positions (``across`` the grid's roads of one direction, ``along`` them): (the nearest
-        avenue line, SIDEWALK_M inside a road edge; its road's centre across; a key of that line)."""
+    def _road_edges(self, across: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+        """For positions ``across`` the grid's roads of one direction (``axis`` 0: north-south
+        roads, x across them): (the nearest avenue line, SIDEWALK_M inside a road edge; its road's
+        centre across; a key of that line)."""
         base = np.floor((across - GRID_SHIFT) / ROAD_PERIOD) * ROAD_PERIOD + GRID_SHIFT
         lines = np.stack([base + SIDEWALK_M, base + ROAD_WIDTH - SIDEWALK_M, base + ROAD_PERIOD + SIDEWALK_M])
         pick = np.argmin(np.abs(lines - across), 0)
@@ -253,6 +253,11 @@ class Procedural:
         road = base + np.where(pick == 2, ROAD_PERIOD, 0) + ROAD_WIDTH / 2
         key = 4 * np.round((road - GRID_SHIFT) / ROAD_PERIOD) + 2 * (pick == 1) + axis
         return line, road, key
+
+    def _is_road(self, road: np.ndarray, along: np.ndarray, axis: int) -> np.ndarray:
+        """Whether the grid road whose centre lies at ``road`` across (see ``_road_edges``) exists
+        (is road ground) ``along`` it."""
+        return self.ground_class(*_swapped(road, along, axis)) == ROAD
 
     def _avenues(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """(inside, height, crown colour, anchor) of the avenue tree at each position, if any.
@@ -267,27 +272,26 @@ class Procedural:
         inside, height = np.zeros(x.size, bool), np.zeros(x.size)
         colour, anchor = np.zeros((x.size, 3)), np.full((x.size, 2), np.nan)
         for axis in (0, 1):  # roads running north-south (x across them), then east-west
-            across, along = (x, y) if axis == 0 else (y, x)
-            line, road, key = self._road_edges(across, along, axis)
+            across, along = _swapped(x, y, axis)
+            line, road, key = self._road_edges(across, axis)
             near = np.flatnonzero((np.abs(across - line) < AVENUE_RADIUS) & ~inside)
             line, road, key, across, along = line[near], road[near], key[near], across[near], along[near]
             k = np.floor(along / AVENUE_SPACING)
             radius = AVENUE_RADIUS * (0.7 + 0.3 * hash_uniform(seed, 41, key, k))
             jitter = (AVENUE_SPACING / 2 - radius) * (2 * hash_uniform(seed, 42, key, k) - 1)
             centre = (k + 0.5) * AVENUE_SPACING + jitter
-            on_road = (road, centre) if axis == 0 else (centre, road)
             crossing = np.abs(np.mod(centre - GRID_SHIFT - ROAD_WIDTH / 2 + ROAD_PERIOD / 2, ROAD_PERIOD)
                               - ROAD_PERIOD / 2)  # from the middle of the nearest crossing road
             d = np.hypot(across - line, along - centre) / radius
             hit = (d < 1) & (crossing > ROAD_WIDTH / 2 + radius) & (hash_uniform(seed, 43, key, k) < 0.9)
-            hit[hit] = (self.ground_class(*(c[hit] for c in on_road)) == ROAD) & \
-                (value_noise(seed + 330, *(c[hit] for c in on_road), AVENUE_M) < self.style.avenues)
+            lined = value_noise(seed + 330, *_swapped(road[hit], centre[hit], axis), AVENUE_M) < self.style.avenues
+            hit[hit] = self._is_road(road[hit], centre[hit], axis) & lined
             at = near[hit]
             inside[at] = True
             crown = 5 + 5 * hash_uniform(seed, 44, key[hit], k[hit])
             height[at] = crown * (0.6 + 0.4 * np.sqrt(np.clip(1 - d[hit] ** 2, 0, 1)))
             colour[at] = np.array(COLOURS[TREE]) * (0.8 + 0.4 * hash_uniform(seed, 45, key[hit], k[hit]))[:, None]
-            anchor[at] = np.stack([line[hit], centre[hit]] if axis == 0 else [centre[hit], line[hit]], -1)
+            anchor[at] = np.stack(_swapped(line[hit], centre[hit], axis), -1)
         return (inside.reshape(shape), height.reshape(shape), colour.reshape(shape + (3,)),
                 anchor.reshape(shape + (2,)))
 
@@ -304,6 +308,12 @@ class Procedural:
         colour = np.where(b_in[..., None], b_rgb, t_rgb) * _shade(self.seed, x, y)[..., None]
         anchor = np.where(b_in[..., None], b_anchor, np.where(t_in[..., None], t_anchor, np.nan))
         return Objects(cls, height, np.clip(colour, 0, 1).astype(np.float32), anchor)
+
+
+def _swapped(a: np.ndarray, b: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) for ``axis`` 0, (b, a) for 1: world (x, y) from (across, along) a road of that
+    direction, and back."""
+    return (a, b) if axis == 0 else (b, a)
 
 
 def class_colour(class_id: np.ndarray, shade: np.ndarray | float = 1.0) -> np.ndarray:

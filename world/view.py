@@ -263,8 +263,7 @@ class InputView(ProceduralView):
         MIRROR_M), the input cells reflected into it, with REACH_M of cells around those."""
         block = self.window.block
         rect, bounds = block.rect(), self.inputs.bounds
-        within = bounds[0] <= rect[0] and bounds[1] <= rect[1] and rect[2] <= bounds[2] and rect[3] <= bounds[3]
-        if not self.inputs.land_cover or within:
+        if not self.inputs.land_cover or _within(rect, bounds):
             return block
         spans = []
         for lo, hi, a, b in ((rect[0], rect[2], bounds[0], bounds[2]), (rect[1], rect[3], bounds[1], bounds[3])):
@@ -381,9 +380,7 @@ class InputView(ProceduralView):
         """On the analysis cells: metres to the nearest continued water cell, at most BANK_M (exact
         wherever the cells reach BANK_M around; chunks sample it where the band gives them that);
         None where no continued water is near."""
-        w, s, e, n = self.inputs.bounds
-        a, b, c, d = self.cells.rect()
-        if not self.inputs.land_cover or (w <= a and s <= b and c <= e and d <= n):
+        if not self.inputs.land_cover or _within(self.cells.rect(), self.inputs.bounds):
             return None
         x, y = self.cells.centres()
         wet = self.scheme.kind_lut()[self._continued(x, y)] == SurfaceKind.WATER
@@ -559,8 +556,9 @@ class InputView(ProceduralView):
         around it: street trees stand at a road's edge)."""
         if not self.inputs.land_cover:
             return np.ones(np.shape(x), bool)
-        allowed = self._outside(x, y) > source.clearance(class_id)
-        near = np.flatnonzero(allowed & (self._outside(x, y) < MIRROR_M + source.MAX_RADIUS))
+        outside = self._outside(x, y)
+        allowed = outside > source.clearance(class_id)
+        near = np.flatnonzero(allowed & (outside < MIRROR_M + source.MAX_RADIUS))
         anchors, back = np.unique(np.stack([x.ravel()[near], y.ravel()[near]], -1), axis=0, return_inverse=True)
         dry = np.ones(len(anchors), bool)
         for dx, dy in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
@@ -662,6 +660,11 @@ def _openearthmap_class(scheme, class_id: np.ndarray) -> np.ndarray:
 def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
     """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
     return source.class_colour(_openearthmap_class(scheme, class_id))
+
+
+def _within(rect: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> bool:
+    """Whether the rectangle ``rect`` lies inside ``bounds`` (both west, south, east, north)."""
+    return bounds[0] <= rect[0] and bounds[1] <= rect[1] and rect[2] <= bounds[2] and rect[3] <= bounds[3]
 
 
 def _reflect(v: np.ndarray, lo: float, hi: float) -> np.ndarray:

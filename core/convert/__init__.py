@@ -3,8 +3,8 @@
 Pipeline: ``columns`` reads the shell voxels and up-facing splats into per-kind columns on the
 voxel-column grid; ``solids`` turns each kind's columns into a top surface at full resolution;
 ``simplify`` shrinks all tops together to the budget (less what ``trunks`` needs); ``solids.close``
-adds the vertical walls (or, for canopies, the shared rim) and the hidden underside, and the
-canopies get their trunks. TERRAIN also carries OTHER.
+adds the vertical walls (or, for canopies, the shared rim) and the underside (hidden, but for a
+canopy's), and the canopies get their trunks, painted bark. TERRAIN also carries OTHER.
 Volume scenes (overhangs, from a density volume) take ``volume`` instead: marching cubes per kind.
 """
 from __future__ import annotations
