@@ -19,6 +19,7 @@ from .unwrap import Atlas
 
 if TYPE_CHECKING:
     from .bake import BakeField
+    from .convert.solids import Cut
 
 T = TypeVar("T")
 # stage(name, work) runs one sub-stage; callers time it, report progress, or just call it.
@@ -51,12 +52,12 @@ def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress):
 
 
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
-                     stage: StageFn = _run, cut: tuple[float, float, float, float] | None = None,
+                     stage: StageFn = _run, cut: Cut | None = None,
                      progress: Callable[[float, str], None] | None = None,
                      field: Future[BakeField] | None = None) -> tuple[Atlas, np.ndarray]:
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
     ``threads`` bounds the bake's threads (default every core); the result does not depend on it.
-    ``cut``: where a world chunk cuts solids that go on beyond it (west, south, east, north).
+    ``cut``: where a world chunk cuts solids that go on beyond it (``convert.solids.Cut``).
     ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
     the bake's texels). ``field``: ``bake.bake_field(scene)`` being prepared by a caller that bakes
     the scene more than once; by default it is prepared on a thread of its own while the meshes

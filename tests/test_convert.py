@@ -15,7 +15,8 @@ import trimesh
 
 from satforge.core.convert import BudgetError, scene_to_meshes
 from satforge.core.convert.columns import ColumnGrid, Columns, scene_columns, splat_normal_z
-from satforge.core.convert.solids import Joins, close, kind_surface, lens_surface, prism_surface
+from satforge.core.convert.simplify import simplify_to_budget
+from satforge.core.convert.solids import Cut, Joins, close, kind_surface, prism_surface
 from satforge.core.georef import Georeference
 from satforge.core.scene import Scene, SparseVoxels, Splats, quaternions_from_frames
 from satforge.core.schemes import SurfaceKind
@@ -514,16 +515,30 @@ def test_city_tile_converts_quickly():
 
 
 def test_a_canopy_cut_by_a_chunk_border_keeps_its_height_there():
-    """A world chunk's cut: the canopy rounds off at its own rim, not where the chunk cuts it."""
+    """A world chunk's cut: the canopy is shaped with the columns past the cut (its context), so it
+    rounds off at its own rim, not where the chunk cuts it, and the part kept is the whole
+    canopy's; its vertices on the cut are locked and survive simplification where they are."""
     mask = np.ones((12, 12), bool)
-    cols = Columns(kind=SurfaceKind.VEGETATION, mask=mask, top=np.full(mask.shape, 10.0),
-                   bottom=np.full(mask.shape, 4.0), class_id=np.full(mask.shape, 5, np.uint8), measured=mask)
+    top = 10.0 + np.add.outer(np.arange(12), np.arange(12)) % 3 * 0.2  # a little relief to simplify
+    cols = Columns(kind=SurfaceKind.VEGETATION, mask=mask, top=top, bottom=np.full(mask.shape, 4.0),
+                   class_id=np.full(mask.shape, 5, np.uint8), measured=mask)
     grid = ColumnGrid(x0=-3.0, y0=-3.0, size=0.5, kinds={})
-    for cut, east_top in ((None, 7.0), ((-10.0, -10.0, 3.0, 10.0), 10.0)):
-        v = lens_surface(cols, grid, cut).vertices
-        east = v[np.isclose(v[:, 0], 3.0) & (np.abs(v[:, 1]) < 2), 2]
-        west = v[np.isclose(v[:, 0], -3.0), 2]
-        assert east.min() == pytest.approx(east_top) and west.max() == pytest.approx(7.0)
+    context = np.zeros((12, 12), bool)
+    context[:, 8:] = True  # the columns east of x = 1 (raster rows run north, columns east)
+    whole = kind_surface(cols, grid)
+    cut = kind_surface(cols, grid, Cut(context, west=-3.0, north=3.0, gsd=0.5))
+    assert cut.vertices[:, 0].max() == pytest.approx(1.0)
+    on_cut = np.isclose(cut.vertices[:, 0], 1.0)
+    np.testing.assert_array_equal(cut.locked, on_cut)
+    inner = on_cut & (np.abs(cut.vertices[:, 1]) < 1.5)
+    assert cut.vertices[inner, 2].min() > 9.9, "full height on the cut, no rim"
+    same = {tuple(v) for v in whole.vertices.round(9)}
+    assert all(tuple(v) in same for v in cut.vertices.round(9)), "the kept part is the whole canopy's"
+    simplified = simplify_to_budget([cut], 2 * len(cut.faces) // 4)[0]
+    assert len(simplified.faces) < len(cut.faces) // 2
+    kept = {tuple(v) for v in simplified.vertices.round(9)}
+    assert all(tuple(v) in kept for v in cut.vertices[on_cut].round(9)), "the cut is kept at full resolution"
+    assert np.isclose(simplified.vertices[:, 0], 1.0).sum() == on_cut.sum()
 
 
 def test_compacting_faces_is_what_unique_gives():

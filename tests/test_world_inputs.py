@@ -112,19 +112,19 @@ def test_what_the_edge_cuts_goes_on_beyond_it(world, city_tile):
     assert np.median(inside) > 2 and np.median(beyond) > 2
     assert np.nanmax(far) < 1.0
 
-    far_tile, cells = far_south.object_tile(), far_south.window.centres()
+    far_tile, cells = far_south.object_tile().tile, far_south.window.centres()
     continued = (far_south.ground_class(*cells) == road) & (np.abs(cells[0] - 4) < 4)
     assert continued.sum() > 1000 and (far_tile.height[continued] == 0).all()
 
 
 def test_cut_objects_meet_at_chunk_borders(tmp_path):
-    """On the real NL orthophoto alone, seen from above at full detail, the top surfaces 2 cm either
-    side of the border between two chunks agree within 0.3 m almost everywhere: a roof or canopy the
-    border cuts goes on, at the same height, in the chunk beyond, and ends where it ends there (what
-    is left: crown rims that lie on the border's line of cell sides, as on any such line)."""
+    """On the real NL orthophoto alone, seen from above, the top surfaces 2 cm either side of the
+    border between two chunks agree within 0.3 m: a roof or canopy the border cuts goes on, at the
+    same height, in the chunk beyond, and ends where it ends there, after both chunks simplified it
+    to the lean preset's budget."""
     out = tmp_path / "w"
     assert main(["world", "--out", str(out), "--tiles", "0:0,0:1", "--rgb", str(real_file("nl_aerial_rgb_0p25m.tif")),
-                 "--workers", "2", "--progress", "none", "--preset", "twin"]) == 0
+                 "--workers", "2", "--progress", "none", "--preset", "game"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     size, parts = manifest["chunk_size"], []
     for entry in manifest["chunks"].values():
@@ -134,7 +134,7 @@ def test_cut_objects_meet_at_chunk_borders(tmp_path):
     tops = heights(Soup.of(parts).xyz, Grid(west=0.0, north=size + 0.04, dx=0.25, dy=0.04, cols=round(size / 0.25),
                                             rows=2))
     assert (np.maximum(tops[0], tops[1]) > 2).mean() > 0.2  # it cuts canopies and roofs
-    assert np.mean(np.abs(tops[0] - tops[1]) > 0.3) < 0.04
+    assert np.mean(np.abs(tops[0] - tops[1]) > 0.3) < 0.005
 
 
 def test_ground_eases_into_the_procedural_world(world):

@@ -18,7 +18,9 @@ Rules this package adds to the "world folder" contract of docs/conventions.md:
   texel line.
 - Objects are never cut where they can be whole: procedural ones belong wholly to the chunk holding
   their anchor, input ones no wider than the overlap band (32 m) to the chunk holding their first cell;
-  only input objects wider than the band are cut at chunk borders (see view).
+  only input objects wider than the band are cut at chunk borders (see view). A cut object is meshed
+  with CONTEXT_M (3 m) of it past the border, then trimmed at the border (core.convert.solids.Cut), so
+  both chunks compute the same surface there; the finest LOD keeps those border vertices unsimplified.
 - The manifest is the commit point: a chunk counts as made only once the manifest lists it with the
   SHA-256 of each LOD file; only the parent process writes, every file atomically.
 - tileset.json's frame is the world's local frame (x east, y north, z up, metres from the origin;

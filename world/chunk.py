@@ -3,7 +3,8 @@
 - Objects (buildings, trees) come from the world's generator (chunk-safe, by name) run on a window of the chunk plus an
   overlap band on every side, holding only the objects this chunk owns (see ``view`` for who owns
   what): whole objects are seen whole, and only input objects wider than the band are cut at the
-  chunk border. The window is centred on the chunk, so the scene's frame is the chunk's frame.
+  chunk border, meshed with a few metres past it and trimmed there (``core.convert.solids.Cut``).
+  The window is centred on the chunk, so the scene's frame is the chunk's frame.
 - Terrain is not taken from the scene: it is a height field on the world grid (every
   TERRAIN_STEP metres from the chunk's south-west corner), cut exactly at the chunk square and
   simplified by pyfqmr with its open border locked, so every LOD of two neighbours keeps the same
@@ -25,6 +26,7 @@ import pyfqmr
 
 from ..core.arrays import to_u8
 from ..core.bake import BakeField, bake_field
+from ..core.convert.solids import Cut
 from ..core.generators import ChunkPlace, GenerateSettings, get_generator
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
@@ -165,6 +167,7 @@ class _Sources:
     view: View
     grid: _Grid               # full-resolution terrain
     scene: Scene | None       # the owned objects, or None
+    cut: Cut | None           # where the chunk's square cuts them
     images: _TerrainImages
     field: Future[BakeField] | None  # the objects' colours, prepared once for every LOD's bake
 
@@ -182,8 +185,10 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
         # one is capped by the image's (so the bake's cost falls with the LOD too).
         budget = Budget(triangles=max(triangles - len(terrain.faces), 1), texels=texels - (n + 1) ** 2,
                         texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd / 2 ** (lod / 2))
-        half = spec.chunk_size / 2  # the scene is in the chunk's frame: its square is the cut
-        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=(-half, -half, half, half), field=src.field)
+        # The finest LOD keeps its cut at full resolution, the same as its neighbour's; a coarser
+        # one simplifies it too (its geometric error covers the difference, and its budget is small).
+        cut = src.cut if lod == 0 or src.cut is None else dataclasses.replace(src.cut, locked=False)
+        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=cut, field=src.field)
         meshes += atlas.meshes
     composed = _compose(src.images(n), image)
     height, width = composed.shape[:2]
@@ -208,15 +213,15 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band),
                                 weights=spec.weights)
     view = open_view(spec, x, y, generator if hasattr(generator, "estimate") else None, settings)
-    tile = view.object_tile()
-    scene = None
-    if tile is not None:
-        scene = _only_objects(generator.generate(tile, settings, lambda *_: None))
+    objects = view.object_tile()
+    scene, cut = None, None
+    if objects is not None:
+        scene, cut = _only_objects(generator.generate(objects.tile, settings, lambda *_: None)), objects.cut()
     # The background thread prepares the bake's sources while the terrain and the first LOD's
     # meshes are made, then encodes each LOD's file while the next one is made.
     with ThreadPoolExecutor(1) as background:
         field = None if scene is None else background.submit(bake_field, scene)
-        src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene,
+        src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, cut,
                        _TerrainImages(spec, view, x, y), field)
         files, triangles, lods = [], 0, []
         for lod in range(spec.lods):

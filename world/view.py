@@ -23,9 +23,10 @@ Ownership, so no object is cut where it can be whole and none is made twice:
 - an input object (a 4-connected component of building or vegetation cells) whose bounding box
   fits the overlap band is *small*: it is seen whole by the chunk holding its first cell (north-
   west-most, row-major), which owns it whole. Any other component is *large* and is cut at chunk
-  borders: each chunk owns its cells inside the chunk square. A window decides this alone and
-  every window decides the same: a component touching a window's edge and reaching into its
-  chunk square is wider than the band, so large from every side.
+  borders: each chunk owns its cells inside the chunk square, and sees those within CONTEXT_M past
+  it as context (meshed for their neighbours' sake, then dropped: ``ObjectTile``). A window
+  decides this alone and every window decides the same: a component touching a window's edge and
+  reaching into its chunk square is wider than the band, so large from every side.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
+from ..core.convert.solids import Cut
 from ..core.generators import Estimator, GenerateSettings
 from ..core.georef import Georeference
 from ..core.inputs.raster import open_raster
@@ -66,13 +68,30 @@ BANK_M = 8.0             # beyond the input, ground rises from continued water t
 REACH_M = max(DEPTH_CAP_M, CROSS_M) + 4.0  # analysis cells read around reflected ones (filters, depths, crossings)
 CONTINUED_KINDS = (SurfaceKind.WATER, SurfaceKind.ROAD)
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
+CONTEXT_M = 3.0          # cut objects are meshed this far past the chunk square (``core.convert.Cut``)
 
 
 class View(Protocol):
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
-    def object_tile(self) -> Tile | None: ...
+    def object_tile(self) -> ObjectTile | None: ...
+
+
+@dataclass
+class ObjectTile:
+    """What the chunk's generator runs on: the objects the chunk owns, on the window's grid, and
+    the cells of the objects its square cuts that lie just past the square (``context``: meshed
+    for their neighbours' sake, then dropped, see ``core.convert.Cut``)."""
+
+    tile: Tile
+    context: np.ndarray  # (H, W) bool on the tile's analysis grid
+
+    def cut(self) -> Cut | None:
+        if not self.context.any():
+            return None
+        g = self.tile.georef
+        return Cut(self.context, west=-g.width_m / 2, north=g.height_m / 2, gsd=g.gsd)
 
 
 @dataclass(frozen=True)
@@ -200,14 +219,15 @@ class ProceduralView:
             owned &= allowed(np.nan_to_num(obj.anchor[..., 0]), np.nan_to_num(obj.anchor[..., 1]), obj.class_id)
         return owned, obj
 
-    def object_tile(self) -> Tile | None:
+    def object_tile(self) -> ObjectTile | None:
         wx, wy = self.window.centres()
         owned, obj = self.procedural_objects(wx, wy)
         if not owned.any():
             return None
         classes = np.where(owned, self.from_oem[obj.class_id], self.ground_class(wx, wy))
-        return _tile(self.window, self.scheme, owned, np.where(owned, obj.height, 0), classes,
+        tile = _tile(self.window, self.scheme, owned, np.where(owned, obj.height, 0), classes,
                      np.where(owned[..., None], obj.colour, self.ground_colour(wx, wy)), 1, self.ground(wx, wy))
+        return ObjectTile(tile, np.zeros(owned.shape, bool))
 
 
 def _tile(window: Window, scheme, owned, height, classes, rgb, per_cell: int, ground) -> Tile:
@@ -519,7 +539,7 @@ class InputView(ProceduralView):
             mean = np.where(seen, samples, 0).sum(-1) / seen.sum(-1)  # NaN where none was seen
         return np.moveaxis(mean, 0, -1)[back.ravel()]
 
-    def object_tile(self) -> Tile | None:
+    def object_tile(self) -> ObjectTile | None:
         window, spec = self.window, self.window.spec
         wx, wy = window.centres()
         sx, sy, reflected = self._object_sources(wx, wy)
@@ -528,9 +548,10 @@ class InputView(ProceduralView):
         inside = self._inside(wx, wy) | reflected
         owned_b, large_b, _ = _owned(window, inside & (kinds == SurfaceKind.BUILDING))
         owned_t, large_t, trees = _owned(window, inside & (kinds == SurfaceKind.VEGETATION))
-        owned_in = owned_b | owned_t
+        context = (large_b | large_t) & _context_ring(window)
+        owned_in = owned_b | owned_t | context
         owned_p, obj = self.procedural_objects(wx, wy, allowed=self._procedural_allowed)
-        if not (owned_in.any() or owned_p.any()):
+        if not ((owned_b | owned_t).any() or owned_p.any()):
             return None
         height = self._ndsm(sx, sy)
         if height is None:  # seeded priors for whole objects; cut ones from world position (see priors)
@@ -538,8 +559,6 @@ class InputView(ProceduralView):
             height = np.where(large_b, self._building_height(), whole_b)
             woods = wood_heights(trees, wx, wy, spec.gsd, spec.seed)
             height = np.where(large_t, woods, height + tree_heights(owned_t & ~large_t, spec.gsd, spec.seed))
-        large_kind = np.where(large_b, 1, 0) + np.where(large_t, 2, 0)
-        height = _meet_at_borders(height, large_kind, window)
         height = np.where(owned_in, height, np.where(owned_p, obj.height, 0))
         terrain_id = self.scheme.class_for_kind(SurfaceKind.TERRAIN)
         ground_classes = np.where(np.isin(kinds, [SurfaceKind.BUILDING, SurfaceKind.VEGETATION]), terrain_id,
@@ -547,8 +566,9 @@ class InputView(ProceduralView):
         classes = np.where(owned_in, object_classes,
                            np.where(owned_p, self.from_oem[obj.class_id], ground_classes))
         per_cell = 2 if self.rgb is not None and self.rgb.raster.px[0] * self.rgb.factor <= spec.gsd / 2 else 1
-        return _tile(window, self.scheme, owned_in | owned_p, height, classes,
+        tile = _tile(window, self.scheme, owned_in | owned_p, height, classes,
                      self._image(owned_p, obj, owned_in & reflected, per_cell), per_cell, self.ground(wx, wy))
+        return ObjectTile(tile, context)
 
     def _procedural_allowed(self, x: np.ndarray, y: np.ndarray, class_id: np.ndarray) -> np.ndarray:
         """Procedural objects stand where the inputs' objects, and their continuations, are out of
@@ -621,19 +641,12 @@ def _on_line(axis: int, index: int) -> tuple:
     return tuple(line)
 
 
-def _meet_at_borders(height: np.ndarray, part: np.ndarray, window: Window) -> np.ndarray:
-    """Heights where a cut object crosses the chunk square's sides: the two cells either side of a
-    side get their mean. A mesh vertex on the side averages the cells of its own chunk only; with
-    both cells alike, the two chunks' vertices there agree instead of differing by a cell's worth
-    of slope. ``part``: which cut object kind each cell belongs to (0: none). Both windows see
-    both cells, so both make the same change."""
-    out = height.copy()
-    for axis, inner, outer in _border_lines(window):
-        a, b = height[_on_line(axis, inner)], height[_on_line(axis, outer)]
-        same = (part[_on_line(axis, inner)] > 0) & (part[_on_line(axis, inner)] == part[_on_line(axis, outer)])
-        for index in (inner, outer):
-            out[_on_line(axis, index)] = np.where(same, (a + b) / 2, out[_on_line(axis, index)])
-    return out
+def _context_ring(window: Window) -> np.ndarray:
+    """The cells less than CONTEXT_M past the chunk square's sides (and corners)."""
+    reach = window.band_cells - round(CONTEXT_M / window.spec.gsd)
+    outer = np.zeros(window.cells, bool)
+    outer[reach:window.cells - reach] = True
+    return outer[:, None] & outer[None, :] & ~window.chunk_square()
 
 
 def _across_borders(large: np.ndarray, window: Window) -> np.ndarray:

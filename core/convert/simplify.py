@@ -11,6 +11,12 @@ footprint's corners and straight walls in place, and the skirt's lower loop is t
 border, which the simplifier never merges with inner vertices. So top vertices only merge with
 top vertices. A canopy's rim is its own open border: rim vertices only merge along the rim.
 
+A world chunk's tops may end on its cut (``Surface.locked`` vertices, see ``solids.Cut``), where
+the neighbouring chunk's tops go on: there both must keep the same line, at full resolution. The
+cut gets no skirt, and the faces around its vertices are left out of the simplifier's mesh
+(``frozen``): it never sees, so never moves, those vertices, and the faces follow the merges
+of their other corners.
+
 The simplifier does not check topology, so now and then a collapse folds a face over or
 leaves a fin. Each collapse merges one vertex into another, so a state is the full-resolution
 mesh with every vertex replaced by the vertex it ended up merged into (its root). The budget is
@@ -63,6 +69,7 @@ class _Joint:
     parts: list[_Part]
     root: np.ndarray    # (N,) the unmerged vertex each vertex stands merged into (root[root] == root)
     pos: np.ndarray     # (N, 3) current position of every unmerged vertex
+    frozen: np.ndarray  # (M,) bool: faces with a locked corner, left out of the simplifier's mesh
 
     def merged(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` with every vertex replaced by its root, collapsed faces dropped."""
@@ -102,16 +109,19 @@ def simplify_to_budget(surfaces: list[Surface], budget: int,
 
 
 def _join(surfaces: list[Surface]) -> _Joint:
-    points, faces, scale, parts = [], [], [], []
+    points, faces, scale, parts, locked = [], [], [], [], []
     first = 0
     for s in surfaces:
         n = len(s.vertices)
         pts, fcs = [s.vertices], [s.faces + first]
+        locked.append(np.zeros(n, bool) if s.locked is None else s.locked)
         if not s.lens:
-            a, b = s.rim.T
+            a, b = _skirted(s).T
+            ends = np.concatenate([a, np.setdiff1d(b, a)])  # a skirt ending on the cut ends at a b
             low = np.full(n, -1, np.int64)
-            low[a] = n + np.arange(len(a))  # the skirt vertex under each boundary vertex
-            pts.append(s.vertices[a] - [0, 0, SKIRT])
+            low[ends] = n + np.arange(len(ends))  # the skirt vertex under each boundary vertex
+            pts.append(s.vertices[ends] - [0, 0, SKIRT])
+            locked.append(np.zeros(len(ends), bool))
             fcs += [np.stack([low[a], low[b], b], -1) + first, np.stack([low[a], b, a], -1) + first]
         cat = np.concatenate(pts)
         weight = IMPORTANCE.get(s.kind, 1.0)
@@ -120,9 +130,17 @@ def _join(surfaces: list[Surface]) -> _Joint:
         faces += fcs
         parts.append(_Part(s, first, s.faces + first))
         first += len(cat)
-    points = np.concatenate(points)
-    return _Joint(points, np.concatenate(scale), np.concatenate(faces), parts, np.arange(len(points)),
-                  points.copy())
+    points, faces = np.concatenate(points), np.concatenate(faces)
+    return _Joint(points, np.concatenate(scale), faces, parts, np.arange(len(points)), points.copy(),
+                  np.concatenate(locked)[faces].any(1))
+
+
+def _skirted(surface: Surface) -> np.ndarray:
+    """The boundary edges that get a skirt: all but the cut's (both ends locked)."""
+    rim = surface.rim
+    if surface.locked is None:
+        return rim
+    return rim[~(surface.locked[rim[:, 0]] & surface.locked[rim[:, 1]])]
 
 
 def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda faces: None) -> int:
@@ -146,7 +164,10 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None
     """One simplifier pass over the current joint mesh, recorded as merges and new positions. A
     pass over more than LONG_PASS faces runs in a forked child, so ``heartbeat`` is heard while it
     holds the GIL."""
-    faces = joint.merged(joint.faces)
+    faces = joint.merged(joint.faces[~joint.frozen])
+    target -= len(joint.merged(joint.faces[joint.frozen]))
+    if not 0 < target < len(faces):
+        return  # nothing the simplifier may touch is left over
     used, local = _compacted(faces, len(joint.pos))
     args = (joint.pos[used], local.astype(np.int32), target)
     if len(faces) > LONG_PASS:
@@ -165,7 +186,7 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None
         root = up
     joint.root = root
     # The simplifier returns the vertices still in use, in their original order.
-    kept, _ = _compacted(joint.merged(joint.faces), len(joint.pos))
+    kept, _ = _compacted(joint.merged(joint.faces[~joint.frozen]), len(joint.pos))
     if len(kept) != len(points):
         raise RuntimeError("cannot match fast_simplification's vertices to the input's")
     joint.pos[kept] = points
@@ -214,7 +235,8 @@ def _surface(joint: _Joint, part: _Part) -> Surface:
     under = full.under[source]
     if full.kind in THIN:
         under = points[:, 2] - (full.vertices[source, 2] - under)
-    return Surface(full.kind, points, local.reshape(-1, 3), under, full.class_id[source])
+    locked = None if full.locked is None else full.locked[source]
+    return Surface(full.kind, points, local.reshape(-1, 3), under, full.class_id[source], locked)
 
 
 def defects(faces: np.ndarray, points: np.ndarray, lens: bool) -> np.ndarray:

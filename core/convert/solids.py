@@ -7,6 +7,7 @@ solid has exactly two faces. Faces are counter-clockwise seen from outside.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -39,6 +40,7 @@ class Surface:
     faces: np.ndarray     # (F, 3) int64, counter-clockwise seen from above
     under: np.ndarray     # (V,) float64 z of the underside below each vertex
     class_id: np.ndarray  # (V,) uint8
+    locked: np.ndarray | None = None  # (V,) bool: on a cut (see ``Cut``), kept where it is by ``simplify``
 
     @property
     def lens(self) -> bool:
@@ -90,14 +92,40 @@ class Joins:
         return cls(east, north)
 
 
-Cut = tuple[float, float, float, float]  # west, south, east, north of a rectangle whose sides are cuts
+@dataclass(frozen=True)
+class Cut:
+    """Where a world chunk cuts solids that go on beyond its square: the columns of those solids
+    just past the square (``context``). They are meshed with the rest, so everything that depends
+    on neighbouring columns (a corner's height, a roof step, a canopy's rounding and smoothed
+    underside) comes out as the neighbouring chunk computes it, then their faces are dropped:
+    the two chunks' surfaces meet on the square's side. With ``locked`` its vertices there stay
+    at full resolution (``Surface.locked``), the same in both chunks; without (a coarser LOD,
+    whose geometric error covers it), they are simplified like a rim's."""
+
+    context: np.ndarray  # (rows, cols) bool, row 0 north, cells of ``gsd`` metres
+    west: float          # tile-frame x of the raster's west edge
+    north: float         # tile-frame y of its north edge
+    gsd: float
+    locked: bool = True
+
+    def kept(self, grid: ColumnGrid, shape: tuple[int, int]) -> np.ndarray:
+        """(nx, ny) bool: the columns of the grid that are not context."""
+        col = np.floor((grid.x0 + (np.arange(shape[0]) + 0.5) * grid.size - self.west) / self.gsd).astype(np.int64)
+        row = np.floor((self.north - grid.y0 - (np.arange(shape[1]) + 0.5) * grid.size) / self.gsd).astype(np.int64)
+        rows, cols = self.context.shape
+        inside = ((col >= 0) & (col < cols))[:, None] & ((row >= 0) & (row < rows))[None, :]
+        return ~(inside & self.context[np.clip(row, 0, rows - 1)[None, :], np.clip(col, 0, cols - 1)[:, None]])
 
 
 def kind_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Surface:
-    """``cut``: a rectangle (tile frame) whose sides cut solids that go on beyond them (a world
-    chunk's square): a canopy ending on such a side keeps its full height there, not a rim."""
-    if cols.kind == SurfaceKind.VEGETATION:
-        return lens_surface(cols, grid, cut)
+    """``cut``: where a world chunk cuts solids (see ``Cut``)."""
+    keep = None if cut is None else cut.kept(grid, cols.mask.shape)
+    lens = cols.kind == SurfaceKind.VEGETATION
+    surface = lens_surface(cols, grid, keep) if lens else _prism(cols, grid, keep)
+    return surface if cut is None or cut.locked else dataclasses.replace(surface, locked=None)
+
+
+def _prism(cols: Columns, grid: ColumnGrid, keep: np.ndarray | None) -> Surface:
     joins = Joins.of_mask(cols.mask)
     bottom = cols.bottom
     if cols.kind == SurfaceKind.BUILDING:
@@ -106,7 +134,7 @@ def kind_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Sur
         parts = _components(cols.mask, joins)
         lows = ndimage.minimum(cols.bottom, parts, np.arange(1, parts.max() + 1))
         bottom = np.concatenate([[0.0], np.atleast_1d(lows)])[parts]
-    return prism_surface(cols.kind, cols.mask, joins, cols.top, bottom, cols.class_id, grid)
+    return prism_surface(cols.kind, cols.mask, joins, cols.top, bottom, cols.class_id, grid, keep)
 
 
 def roof_joins(joins: Joins, top: np.ndarray, step: float) -> Joins:
@@ -176,16 +204,31 @@ def _split_quads(ids: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def prism_surface(kind: SurfaceKind, mask: np.ndarray, joins: Joins, top: np.ndarray,
-                  bottom: np.ndarray, cls: np.ndarray, grid: ColumnGrid) -> Surface:
+                  bottom: np.ndarray, cls: np.ndarray, grid: ColumnGrid, keep: np.ndarray | None = None) -> Surface:
     """Each corner at the mean height of the cells sharing its vertex: roofs follow the column
-    heights while the walls under the boundary (and under cut sides) stay vertical."""
+    heights while the walls under the boundary (and under cut sides) stay vertical. ``keep``:
+    (nx, ny) bool, the cells whose faces are kept (see ``Cut``); default all."""
     cc = cell_corners(mask, joins)
     xy = np.array([grid.x0, grid.y0]) + cc.corner * grid.size
     z = _vertex_mean(cc, top[cc.i, cc.j])
     vcls = np.zeros(len(cc.corner), np.uint8)
     np.maximum.at(vcls, cc.ids.ravel(), np.repeat(cls[cc.i, cc.j], 4))
-    return Surface(kind, np.column_stack([xy, z]), _split_quads(cc.ids, z),
-                   _vertex_mean(cc, bottom[cc.i, cc.j]), vcls)
+    surface = Surface(kind, np.column_stack([xy, z]), _split_quads(cc.ids, z),
+                      _vertex_mean(cc, bottom[cc.i, cc.j]), vcls)
+    face_cell = np.tile(np.arange(len(cc.i)), 2)  # _split_quads: one triangle of every quad, then the other
+    return surface if keep is None else _trimmed(surface, keep[cc.i, cc.j][face_cell])
+
+
+def _trimmed(surface: Surface, kept: np.ndarray) -> Surface:
+    """The surface's ``kept`` faces (a (F,) bool mask); vertices that dropped faces used as well lie
+    on the cut and are locked."""
+    n = len(surface.vertices)
+    used, dropped = np.zeros(n, bool), np.zeros(n, bool)
+    used[surface.faces[kept]] = True
+    dropped[surface.faces[~kept]] = True
+    index = np.cumsum(used) - 1
+    return Surface(surface.kind, surface.vertices[used], index[surface.faces[kept]], surface.under[used],
+                   surface.class_id[used], dropped[used])
 
 
 @dataclass
@@ -196,26 +239,27 @@ class LensPoints:
     fans: np.ndarray     # (F, 3) top triangles, counter-clockwise from above
 
 
-def lens_surface(cols: Columns, grid: ColumnGrid, cut: Cut | None = None) -> Surface:
+def lens_surface(cols: Columns, grid: ColumnGrid, keep: np.ndarray | None = None) -> Surface:
     """A rounded canopy: halfway between top and bottom on the rim, pulled towards the full
-    top and bottom by a quarter-circle profile of the distance to the rim. Where it ends on a
-    side of ``cut`` it is not rounded: that edge is a cut, the canopy goes on beyond it."""
+    top and bottom by a quarter-circle profile of the distance to the rim. ``keep``: (nx, ny)
+    bool, the cells whose faces are kept (see ``Cut``); default all."""
     cc = cell_corners(cols.mask, Joins.of_mask(cols.mask))
-    pts = _lens_points(cols.mask, cc)
+    kept = np.ones(len(cc.i), bool) if keep is None else keep[cc.i, cc.j]
+    pts = _lens_points(cols.mask, cc, kept)
     n = len(pts.lattice)
     top = _point_mean(pts, cols.top[cc.i, cc.j], n)
     under = _point_mean(pts, _smoothed(cols.bottom, cols.mask, grid.size)[cc.i, cc.j], n)
     u, v = pts.lattice.T
-    reach = int(np.ceil(CANOPY_ROUNDING / grid.size)) + 1
-    distance = _rim_distance(_continued_past(cols.mask, grid, cut, reach), grid.size)
-    depth = distance[u + 2 * reach, v + 2 * reach] / CANOPY_ROUNDING
+    depth = _rim_distance(cols.mask, grid.size)[u, v] / CANOPY_ROUNDING
     shape = np.sqrt(1 - (1 - np.minimum(depth, 1)) ** 2)  # 0 on the rim, 1 from CANOPY_ROUNDING in
     half = (top + under) / 2
     xy = np.array([grid.x0, grid.y0]) + pts.lattice * (grid.size / 2)
     cls = np.zeros(n, np.uint8)
     np.maximum.at(cls, pts.point, cols.class_id[cc.i, cc.j][pts.cell])
-    return Surface(cols.kind, np.column_stack([xy, half + (top - half) * shape]), pts.fans,
-                   half + (under - half) * shape, cls)
+    surface = Surface(cols.kind, np.column_stack([xy, half + (top - half) * shape]), pts.fans,
+                      half + (under - half) * shape, cls)
+    face_cell = pts.fans[:, 2] - len(cc.corner)  # every fan ends at its cell's centre
+    return surface if keep is None else _trimmed(surface, kept[face_cell])
 
 
 def _smoothed(values: np.ndarray, mask: np.ndarray, size: float) -> np.ndarray:
@@ -227,17 +271,19 @@ def _smoothed(values: np.ndarray, mask: np.ndarray, size: float) -> np.ndarray:
     return np.where(mask, total / np.maximum(weight, 1e-12), values)
 
 
-def _lens_points(mask: np.ndarray, cc: CellCorners) -> LensPoints:
+def _lens_points(mask: np.ndarray, cc: CellCorners, kept: np.ndarray) -> LensPoints:
     """Corners, cell centres and the midpoints of chords: inner cell sides whose two ends both
     lie on the rim. Each cell is a fan around its centre, split at chord midpoints: a chord
-    would otherwise be an edge of both the top and the underside (four faces on one edge)."""
+    would otherwise be an edge of both the top and the underside (four faces on one edge).
+    ``kept``: (n,) bool, the cells whose faces are kept (the rim is theirs)."""
     n_corner, n_cell = len(cc.corner), len(cc.i)
     cell_of = np.full(np.add(mask.shape, 2), -1, np.int64)  # padded: -1 off the mask
     cell_of[cc.i + 1, cc.j + 1] = np.arange(n_cell)
-    rim = np.bincount(cc.ids.ravel(), minlength=n_corner) < 4
+    rim = np.bincount(cc.ids[kept].ravel(), minlength=n_corner) < 4
     east, north = cell_of[cc.i + 2, cc.j + 1], cell_of[cc.i + 1, cc.j + 2]
-    chord_e = (east >= 0) & rim[cc.ids[:, 1]] & rim[cc.ids[:, 2]]
-    chord_n = (north >= 0) & rim[cc.ids[:, 2]] & rim[cc.ids[:, 3]]
+    kept = np.append(kept, False)  # cell -1: none
+    chord_e = kept[:-1] & kept[east] & rim[cc.ids[:, 1]] & rim[cc.ids[:, 2]]
+    chord_n = kept[:-1] & kept[north] & rim[cc.ids[:, 2]] & rim[cc.ids[:, 3]]
     first_mid = n_corner + n_cell
     mid_e = np.full(n_cell + 1, -1, np.int64)  # the extra last entry answers cell index -1
     mid_e[:n_cell][chord_e] = first_mid + np.arange(chord_e.sum())
@@ -269,35 +315,6 @@ def _fans(ids: np.ndarray, centre: np.ndarray, side_mid: np.ndarray) -> np.ndarr
 
 def _point_mean(pts: LensPoints, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(pts.point, values[pts.cell], minlength=n) / np.bincount(pts.point, minlength=n)
-
-
-def _continued_past(mask: np.ndarray, grid: ColumnGrid, cut: Cut | None, reach: int) -> np.ndarray:
-    """``mask`` padded by ``reach`` cells, with every masked cell that ends on a side of ``cut``
-    (its neighbour across the side unmasked) continued ``reach`` cells beyond that side."""
-    p = np.pad(mask, reach)
-    if cut is None:
-        return p
-    for axis, (low, high) in enumerate(((cut[0], cut[2]), (cut[1], cut[3]))):
-        origin = (grid.x0, grid.y0)[axis]
-        centre = origin + (np.arange(p.shape[axis]) - reach + 0.5) * grid.size
-        across = (grid.y0, grid.x0)[axis] + (np.arange(p.shape[1 - axis]) - reach + 0.5) * grid.size
-        other = (cut[1], cut[3]) if axis == 0 else (cut[0], cut[2])
-        along_cut = (across > other[0]) & (across < other[1])
-        inside = np.nonzero((centre > low) & (centre < high))[0]
-        if not len(inside):
-            continue
-        for last, step in ((inside[-1], 1), (inside[0], -1)):
-            beyond = last + step
-            if not 0 <= beyond < p.shape[axis]:
-                continue
-            lines = np.take(p, last, axis) & ~np.take(p, beyond, axis) & along_cut
-            span = np.arange(beyond, beyond + step * reach, step)
-            span = span[(span >= 0) & (span < p.shape[axis])]
-            if axis == 0:
-                p[np.ix_(span, np.nonzero(lines)[0])] = True
-            else:
-                p[np.ix_(np.nonzero(lines)[0], span)] = True
-    return p
 
 
 def _rim_distance(mask: np.ndarray, size: float) -> np.ndarray:
