@@ -10,12 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pygltflib
 import pytest
 from helpers_validate import assert_valid_gltf
 from helpers_world import ARGS, LODS, S, assert_borders_identical, make_world, seam_contrast, tiles, top_view
+from scipy.interpolate import griddata
 
 from satforge.cli import main
+from satforge.core.schemes import SurfaceKind
+from satforge.world.hlod import read_glb
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,17 @@ def test_colour_across_borders_is_no_stronger_than_inside(world):
     view, _ = top_view(world, 0, 0.25)
     across, inside = seam_contrast(view, S, 0.25)
     assert across <= inside, f"border contrast {across:.4f} vs {inside:.4f} between adjacent texels inside"
+
+
+def test_trees_stand_on_trunks(world):
+    """A chunk's canopies reach down to its ground (trunks), not floating at their underside."""
+    meshes, _ = read_glb((world / "tiles/0/tile_x0_y0.glb").read_bytes())
+    ground = next(m for m in meshes if m.kind == SurfaceKind.TERRAIN)
+    canopy = next(m for m in meshes if m.kind == SurfaceKind.VEGETATION)
+    below = griddata(ground.vertices[:, :2], ground.vertices[:, 2], canopy.vertices[:, :2])
+    clearance = canopy.vertices[:, 2] - below
+    assert np.nanmax(clearance) > 3, "tall crowns"
+    assert (np.abs(clearance) < 0.2).sum() >= 4 * 5, "at least five trunks' feet on the ground"
 
 
 def _faces(path: Path) -> int:

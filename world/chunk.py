@@ -60,7 +60,8 @@ def terrain_step(spec: WorldSpec) -> float:
 
 
 def _only_objects(scene: Scene) -> Scene:
-    """The scene without its terrain, road and water: the chunk's terrain comes from the world grid."""
+    """The scene without its terrain, road and water (the chunk's terrain comes from the world grid,
+    and so its colours): what the objects' bake samples."""
     v, s = scene.voxels, scene.splats
     kv, ks = np.isin(v.kind, OBJECT_KINDS), np.isin(s.kind, OBJECT_KINDS)
     voxels = SparseVoxels(coords=v.coords[kv], size=v.size, origin=v.origin, colour=v.colour[kv],
@@ -166,7 +167,7 @@ class _Sources:
     y: int
     view: View
     grid: _Grid               # full-resolution terrain
-    scene: Scene | None       # the owned objects, or None
+    scene: Scene | None       # the owned objects (and the ground under them, for trunks), or None
     cut: Cut | None           # where the chunk's square cuts them
     images: _TerrainImages
     field: Future[BakeField] | None  # the objects' colours, prepared once for every LOD's bake
@@ -188,7 +189,7 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
         # The finest LOD keeps its cut at full resolution, the same as its neighbour's; a coarser
         # one simplifies it too (its geometric error covers the difference, and its budget is small).
         cut = src.cut if lod == 0 or src.cut is None else dataclasses.replace(src.cut, locked=False)
-        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=cut, field=src.field)
+        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=cut, field=src.field, kinds=OBJECT_KINDS)
         meshes += atlas.meshes
     composed = _compose(src.images(n), image)
     height, width = composed.shape[:2]
@@ -216,11 +217,11 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     objects = view.object_tile()
     scene, cut = None, None
     if objects is not None:
-        scene, cut = _only_objects(generator.generate(objects.tile, settings, lambda *_: None)), objects.cut()
+        scene, cut = generator.generate(objects.tile, settings, lambda *_: None), objects.cut()
     # The background thread prepares the bake's sources while the terrain and the first LOD's
     # meshes are made, then encodes each LOD's file while the next one is made.
     with ThreadPoolExecutor(1) as background:
-        field = None if scene is None else background.submit(bake_field, scene)
+        field = None if scene is None else background.submit(lambda: bake_field(_only_objects(scene)))
         src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, cut,
                        _TerrainImages(spec, view, x, y), field)
         files, triangles, lods = [], 0, []

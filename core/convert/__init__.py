@@ -19,7 +19,7 @@ from ..schemes import SurfaceKind
 from .columns import ColumnGrid, scene_columns
 from .simplify import BudgetError, simplify_to_budget
 from .solids import ClosedMesh, Cut, close, kind_surface
-from .trunks import trunk_boxes, with_trunks
+from .trunks import BOX_FACES, trunk_boxes, with_trunks
 from .volume import volume_meshes
 
 __all__ = ["BudgetError", "scene_to_meshes"]
@@ -27,19 +27,21 @@ NO_TRUNKS = ClosedMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0,
 
 
 def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
-                    progress: Callable[[float, str], None] | None = None) -> list[KindMesh]:
-    """One watertight mesh per kind present, in SurfaceKind order, at most ``triangle_budget``
-    faces in all. Raises BudgetError when the budget cannot hold the scene's solids. ``cut``:
-    the rectangle where solids are cut and go on beyond (see ``solids.kind_surface``)."""
+                    progress: Callable[[float, str], None] | None = None,
+                    kinds: tuple[SurfaceKind, ...] | None = None) -> list[KindMesh]:
+    """One watertight mesh per kind present (or per one of ``kinds``: the others only give the
+    trunks their ground), in SurfaceKind order, at most ``triangle_budget`` faces in all. Raises
+    BudgetError when the budget cannot hold the scene's solids. ``cut``: where a world chunk cuts
+    solids that go on beyond it (see ``solids.Cut``)."""
     if scene.solid == "volume":
         return volume_meshes(scene, triangle_budget)
     grid = scene_columns(scene)
     if progress is not None:
         progress(0.0, "columns")
-    surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values()]
+    surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values() if kinds is None or cols.kind in kinds]
     if progress is not None:
         progress(0.0, "top surfaces")
-    trunks = _trunks(grid, triangle_budget)
+    trunks = _trunks(grid, triangle_budget, cut)
     meshes = []
     for surface in simplify_to_budget(surfaces, triangle_budget - len(trunks.faces), progress):
         solid, painted = close(surface), None
@@ -51,11 +53,12 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     return meshes
 
 
-def _trunks(grid: ColumnGrid, triangle_budget: int) -> ClosedMesh:
-    """The canopies' trunks (``trunks``), none where there is no ground under them or where they
-    would take more than a quarter of the budget."""
+def _trunks(grid: ColumnGrid, triangle_budget: int, cut: Cut | None) -> ClosedMesh:
+    """The canopies' trunks (``trunks``), none where there is no ground under them or past a cut,
+    and under the tallest crowns only where they would take more than a quarter of the budget."""
     canopy, ground = grid.kinds.get(SurfaceKind.VEGETATION), grid.kinds.get(SurfaceKind.TERRAIN)
     if canopy is None or ground is None:
         return NO_TRUNKS
-    boxes = trunk_boxes(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size)
-    return boxes if len(boxes.faces) <= triangle_budget // 4 else NO_TRUNKS
+    where = None if cut is None else cut.kept(grid, canopy.mask.shape)
+    return trunk_boxes(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size, where,
+                       most=triangle_budget // 4 // BOX_FACES)

@@ -49,7 +49,12 @@ IMPORTANCE = {SurfaceKind.BUILDING: 2.0, SurfaceKind.VEGETATION: 0.5}
 
 
 class BudgetError(ValueError):
-    """The budget is below what the kinds' solids can be simplified to."""
+    """The budget is below what the kinds' solids can be simplified to; ``over``: by how many
+    faces the closest try missed it (None: not known)."""
+
+    def __init__(self, message: str, over: int | None = None):
+        super().__init__(message)
+        self.over = over
 
 
 @dataclass
@@ -105,7 +110,7 @@ def simplify_to_budget(surfaces: list[Surface], budget: int,
         if target < 4 * len(surfaces):
             break
     raise BudgetError(f"a triangle budget of {budget} is too small for this scene "
-                      f"(the closest reached was {total})")
+                      f"(the closest reached was {total})", over=total - budget)
 
 
 def _join(surfaces: list[Surface]) -> _Joint:

@@ -43,9 +43,17 @@ def crown_cells(canopy: Columns, ground_top: np.ndarray, size: float) -> tuple[n
     return np.unravel_index(first_cells(labels, n), peaks.shape)  # one cell of each group of tied peaks
 
 
-def trunk_boxes(canopy: Columns, ground_top: np.ndarray, x0: float, y0: float, size: float) -> ClosedMesh:
-    """One closed box per crown (``crown_cells``), in the columns' frame."""
+def trunk_boxes(canopy: Columns, ground_top: np.ndarray, x0: float, y0: float, size: float,
+                where: np.ndarray | None = None, most: int | None = None) -> ClosedMesh:
+    """One closed box per crown (``crown_cells``), in the columns' frame; with ``where``, (nx, ny)
+    bool, only under the crowns whose cell it holds (crowns are found on the whole canopy); with
+    ``most``, under that many of the tallest crowns at most."""
     i, j = crown_cells(canopy, ground_top, size)
+    if where is not None:
+        i, j = i[where[i, j]], j[where[i, j]]
+    if most is not None and len(i) > most:
+        tallest = np.sort(np.argsort(ground_top[i, j] - canopy.top[i, j], kind="stable")[:most])
+        i, j = i[tallest], j[tallest]
     ground, top, bottom = ground_top[i, j], canopy.top[i, j], canopy.bottom[i, j]
     side = np.clip(TRUNK_PER_M * (top - ground), *TRUNK_SIDE_M)
     low = np.column_stack([x0 + (i + 0.5) * size - side / 2, y0 + (j + 0.5) * size - side / 2, ground])
