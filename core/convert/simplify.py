@@ -74,7 +74,8 @@ class _Joint:
     parts: list[_Part]
     root: np.ndarray    # (N,) the unmerged vertex each vertex stands merged into (root[root] == root)
     pos: np.ndarray     # (N, 3) current position of every unmerged vertex
-    frozen: np.ndarray  # (M,) bool: faces with a locked corner, left out of the simplifier's mesh
+    free: np.ndarray    # (K, 3) the faces the simplifier sees ...
+    frozen: np.ndarray  # (M - K, 3) ... and those with a locked corner, left out of its mesh
 
     def merged(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` with every vertex replaced by its root, collapsed faces dropped."""
@@ -136,8 +137,9 @@ def _join(surfaces: list[Surface]) -> _Joint:
         parts.append(_Part(s, first, s.faces + first))
         first += len(cat)
     points, faces = np.concatenate(points), np.concatenate(faces)
+    frozen = np.concatenate(locked)[faces].any(1)
     return _Joint(points, np.concatenate(scale), faces, parts, np.arange(len(points)), points.copy(),
-                  np.concatenate(locked)[faces].any(1))
+                  faces[~frozen], faces[frozen])
 
 
 def _skirted(surface: Surface) -> np.ndarray:
@@ -169,8 +171,8 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None
     """One simplifier pass over the current joint mesh, recorded as merges and new positions. A
     pass over more than LONG_PASS faces runs in a forked child, so ``heartbeat`` is heard while it
     holds the GIL."""
-    faces = joint.merged(joint.faces[~joint.frozen])
-    target -= len(joint.merged(joint.faces[joint.frozen]))
+    faces = joint.merged(joint.free)
+    target -= len(joint.merged(joint.frozen))
     if not 0 < target < len(faces):
         return  # nothing the simplifier may touch is left over
     used, local = _compacted(faces, len(joint.pos))
@@ -191,7 +193,7 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None
         root = up
     joint.root = root
     # The simplifier returns the vertices still in use, in their original order.
-    kept, _ = _compacted(joint.merged(joint.faces[~joint.frozen]), len(joint.pos))
+    kept, _ = _compacted(joint.merged(joint.free), len(joint.pos))
     if len(kept) != len(points):
         raise RuntimeError("cannot match fast_simplification's vertices to the input's")
     joint.pos[kept] = points
