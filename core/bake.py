@@ -29,7 +29,6 @@ per-texel atlas arrays.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .arrays import ramps, to_u8
+from .isolated import cores
 from .scene import Scene, Splats
 from .schemes import SurfaceKind
 from .unwrap import Atlas
@@ -370,11 +370,6 @@ def _dilate(image: np.ndarray, covered: np.ndarray, background: np.ndarray, dila
     return image
 
 
-def _cores() -> int:
-    """CPUs this process may run on (the affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | None = None,
                 progress: Callable[[float, str], None] | None = None,
                 field: Future[BakeField] | None = None) -> np.ndarray:
@@ -386,7 +381,7 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
     being prepared (or done) elsewhere, for callers that start it early or bake several atlases of
     one scene (a chunk's LODs); by default it is prepared here while the charts are rasterised.
     """
-    threads = threads or _cores()
+    threads = threads or cores()
     width, height = atlas.width, atlas.height
     texel_m = 1 / atlas.texels_per_metre
     image = np.zeros((height * width, 3), np.uint8)

@@ -6,7 +6,9 @@ the same, jpcy/xatlas pull request 118). Its results are deterministic, so runni
 the same bytes. ``run_isolated(fn, *args)`` runs ``fn`` in a child made by fork (copy-on-write:
 the arguments are not copied or pickled, only the result comes back through a pipe) and runs it
 again when the child dies of a signal. Where fork does not exist (Windows) it runs in-process.
-The simplifier's long passes run the same way, for the heartbeat (progress while the GIL is held).
+The simplifier's long passes run the same way, for the heartbeat (progress while the GIL is held),
+and ``run_isolated_all`` runs several such calls at once, one child per core: a native call that
+holds the GIL cannot share a process with another.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import pickle
 import select
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,6 +45,23 @@ def run_isolated(fn: Callable[..., T], *args, heartbeat: Callable[[], None] | No
                 raise value
             return value
     raise CrashedError(f"{getattr(fn, '__name__', fn)} crashed {ATTEMPTS} times")
+
+
+def run_isolated_all(fn: Callable[..., T], calls: Sequence[tuple], workers: int | None = None,
+                     heartbeat: Callable[[], None] | None = None) -> list[T]:
+    """``[fn(*args) for args in calls]``, each computed in a forked child (``run_isolated``), at
+    most ``workers`` (default every core) at once; ``heartbeat()`` every HEARTBEAT_S seconds."""
+    with ThreadPoolExecutor(max(1, min(workers or cores(), len(calls)))) as pool:
+        futures = [pool.submit(run_isolated, fn, *args) for args in calls]
+        while wait(futures, timeout=HEARTBEAT_S).not_done:
+            if heartbeat is not None:
+                heartbeat()
+        return [f.result() for f in futures]
+
+
+def cores() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _attempt(fn: Callable, args: tuple, heartbeat: Callable[[], None] | None) -> tuple[int | None, bytes]:

@@ -2,8 +2,9 @@
 
 One function for every caller (``generate``, ``convert``, world chunks), with the budget policy
 said out loud: a budget is a target. A scene whose solids cannot be simplified that far (a small,
-busy tile under the lean ``game`` preset; a world chunk's coarsest LOD) gets a larger budget until
-they fit, up to 2**_GROW_TRIES times the target; the report's triangle count shows it.
+busy tile under the lean ``game`` preset; a world chunk's coarsest LOD) gets the fewest faces the
+simplifier reaches (from a doubled target where the first simplified a kind away), up to _MOST
+times the target; the report's triangle count shows it.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # stage(name, work) runs one sub-stage; callers time it, report progress, or just call it.
 StageFn = Callable[[str, Callable[[], T]], T]
-_GROW_TRIES = 4  # a growing budget ends at 2**_GROW_TRIES times the target (a chunk's solids have a floor)
+_MOST = 16  # a scene whose solids cannot fit its budget gets at most this many times it
 
 
 @dataclass(frozen=True)
@@ -39,19 +40,17 @@ def _run(_name: str, work: Callable[[], T]) -> T:
     return work()
 
 
-def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress, kinds):
+def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress, kinds, threads):
     from .convert import BudgetError, scene_to_meshes
 
-    triangles = budget.triangles
+    triangles, most = budget.triangles, budget.triangles * _MOST
     while True:
         try:
-            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut, progress, kinds))
-        except BudgetError as error:
-            if triangles >= budget.triangles << _GROW_TRIES:
+            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut, progress, kinds, threads, most))
+        except BudgetError:
+            if triangles >= most:
                 raise
-            # Twice what the closest try missed by (a near miss costs a tenth more, not double).
-            grown = triangles * 2 if error.over is None else triangles + max(2 * error.over, triangles // 10)
-            triangles = min(grown, budget.triangles << _GROW_TRIES)
+            triangles = min(2 * triangles, most)  # a target so low that a kind vanished: aim higher
 
 
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
@@ -60,7 +59,8 @@ def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
                      field: Future[BakeField] | None = None,
                      kinds: tuple[SurfaceKind, ...] | None = None) -> tuple[Atlas, np.ndarray]:
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
-    ``threads`` bounds the bake's threads (default every core); the result does not depend on it.
+    ``threads`` bounds the cores used by the simplifier and the bake (default every core); the
+    result does not depend on it.
     ``cut``: where a world chunk cuts solids that go on beyond it (``convert.solids.Cut``).
     ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
     the bake's texels). ``field``: ``bake.bake_field(scene)`` being prepared by a caller that bakes
@@ -72,7 +72,7 @@ def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
     from .bake import bake_albedo, bake_field
     from .unwrap import unwrap
 
-    meshes = _meshes(scene, budget, stage, cut, progress, kinds)
+    meshes = _meshes(scene, budget, stage, cut, progress, kinds, threads)
     with ThreadPoolExecutor(1) as background:
         field = field or background.submit(bake_field, scene)
         atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))

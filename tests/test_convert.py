@@ -5,6 +5,7 @@ turned into shell voxels plus up-facing top splats the way core/scene.py defines
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -483,6 +484,27 @@ def test_budget_too_small_is_an_error():
         scene_to_meshes(town(), 40)
 
 
+def test_a_budget_below_the_solids_floor_gets_the_fewest_faces_reached():
+    """A budget is a target: where locked cut vertices keep the solids above it (a world chunk's
+    finest LOD on a budget), the rest still shrinks, as lean as the simplifier gets it, closed, if
+    that is within ``most``; BudgetError beyond."""
+    n = 40
+    top = 6.0 + np.sin(np.arange(n)[:, None] * 0.7) * np.cos(np.arange(n)[None, :] * 0.5)
+    full = np.ones((n, n), bool)
+    roof = kind_surface(Columns(K.BUILDING, full, top, np.zeros_like(top), np.ones(full.shape, np.uint8), full),
+                        ColumnGrid(0.0, 0.0, 0.5, {}))
+    roof = dataclasses.replace(roof, locked=roof.vertices[:, 0] <= 2.0)  # a cut along the west side
+    with pytest.raises(BudgetError, match="too small for this scene"):
+        simplify_to_budget([roof], 500)
+    lean = simplify_to_budget([roof], 500, most=roof.closed_face_count)[0]
+    assert 500 < lean.closed_face_count < 0.25 * roof.closed_face_count
+    assert (lean.locked.sum(), lean.vertices[lean.locked].tobytes()) == (
+        roof.locked.sum(), roof.vertices[roof.locked].tobytes()), "the cut stays where it was"
+    solid = close(lean)
+    assert (edge_face_counts(solid.faces) == 2).all()
+    assert trimesh.Trimesh(solid.vertices, solid.faces, process=False).volume > 0
+
+
 def test_awkward_footprints_close():
     """Diagonal touches, one-cell strips and holes, with and without cut roof sides."""
     rng = np.random.default_rng(7)
@@ -512,6 +534,27 @@ def test_city_tile_converts_quickly():
     start = time.perf_counter()
     scene_to_meshes(scene, 40000)
     assert time.perf_counter() - start < 9.0
+
+
+def test_a_long_pass_in_strips_at_once_is_sound_and_the_same_on_any_cores(monkeypatch):
+    """A 1024² tile's first pass runs in strips, one forked child per core: the city's 480k faces
+    cut into four strips as 4M faces would be. Closed solids within the budget, roofs where the
+    whole pass puts them, and the same bytes whether one core or two did it."""
+    from satforge.core.convert import simplify
+
+    whole = {m.kind: m for m in scene_to_meshes(city(), 40000)}
+    monkeypatch.setattr(simplify, "LONG_PASS", 1 << 17)
+    one, two = scene_to_meshes(city(), 40000, threads=1), scene_to_meshes(city(), 40000, threads=2)
+    assert sum(len(m.faces) for m in two) <= 40000
+    for a, b in zip(one, two):
+        assert a.vertices.tobytes() == b.vertices.tobytes() and a.faces.tobytes() == b.faces.tobytes()
+        assert trimesh.Trimesh(b.vertices, b.faces, process=False).is_watertight, b.kind
+    strips = {m.kind: m for m in two}
+    assert strips[K.BUILDING].faces.tobytes() != whole[K.BUILDING].faces.tobytes(), "the strips ran"
+    roofs = height_map(strips[K.BUILDING], 256), height_map(whole[K.BUILDING], 256)
+    both = np.isfinite(roofs[0]) & np.isfinite(roofs[1])
+    assert both.sum() > 0.9 * np.isfinite(roofs[1]).sum()
+    assert np.median(np.abs(roofs[0] - roofs[1])[both]) < 0.05
 
 
 def test_a_canopy_cut_by_a_chunk_border_keeps_its_height_there():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from satforge.core.isolated import CrashedError, run_isolated
+from satforge.core.isolated import CrashedError, run_isolated, run_isolated_all
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork")
 
@@ -53,3 +53,18 @@ def test_the_caller_hears_a_heartbeat_while_the_child_works():
     np.testing.assert_array_equal(run_isolated(_slow, np.zeros(3), heartbeat=lambda: beats.append(time.time())),
                                   np.ones(3))
     assert len(beats) >= 2 and np.diff(beats).max() < 1.5
+
+
+def _nap(values: np.ndarray) -> np.ndarray:
+    time.sleep(1.0)  # stands for a native call that holds the GIL: threads alone would take turns
+    return values * 3
+
+
+def test_several_calls_run_at_once_each_in_its_child():
+    beats = []
+    start = time.time()
+    results = run_isolated_all(_nap, [(np.full(2, i),) for i in range(4)], workers=4,
+                               heartbeat=lambda: beats.append(time.time()))
+    assert time.time() - start < 3.0, "four one-second calls at once"
+    assert [r.tolist() for r in results] == [[0, 0], [3, 3], [6, 6], [9, 9]], "in the order given"
+    assert beats

@@ -207,7 +207,7 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
 def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | None = None) -> ChunkResult:
     """Every LOD of chunk (x, y): a pure function of (spec, preset, x, y).
 
-    ``threads`` bounds the bake's threads (default every core); the bytes do not depend on it.
+    ``threads`` bounds the cores used (default every core); the bytes do not depend on it.
     """
     generator = get_generator(spec.generator.split("/")[0])
     # CPU always: a chunk's bytes must not depend on which machine made it.

@@ -28,13 +28,17 @@ NO_TRUNKS = ClosedMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0,
 
 def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
                     progress: Callable[[float, str], None] | None = None,
-                    kinds: tuple[SurfaceKind, ...] | None = None) -> list[KindMesh]:
+                    kinds: tuple[SurfaceKind, ...] | None = None, threads: int | None = None,
+                    most: int | None = None) -> list[KindMesh]:
     """One watertight mesh per kind present (or per one of ``kinds``: the others only give the
-    trunks their ground), in SurfaceKind order, at most ``triangle_budget`` faces in all. Raises
-    BudgetError when the budget cannot hold the scene's solids. ``cut``: where a world chunk cuts
-    solids that go on beyond it (see ``solids.Cut``)."""
+    trunks their ground), in SurfaceKind order, at most ``triangle_budget`` faces in all; where
+    the scene's solids cannot be simplified that far, the fewest faces they reach if at most
+    ``most`` (default: the budget), else BudgetError. ``cut``: where a world chunk cuts
+    solids that go on beyond it (see ``solids.Cut``). ``threads``: the most cores to use (default
+    every core); the meshes do not depend on it."""
+    most = triangle_budget if most is None else most
     if scene.solid == "volume":
-        return volume_meshes(scene, triangle_budget)
+        return volume_meshes(scene, triangle_budget, most)
     grid = scene_columns(scene)
     if progress is not None:
         progress(0.0, "columns")
@@ -43,7 +47,8 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
         progress(0.0, "top surfaces")
     trunks = _trunks(grid, triangle_budget, cut)
     meshes = []
-    for surface in simplify_to_budget(surfaces, triangle_budget - len(trunks.faces), progress):
+    trunk_faces = len(trunks.faces)
+    for surface in simplify_to_budget(surfaces, triangle_budget - trunk_faces, progress, threads, most - trunk_faces):
         solid, painted = close(surface), None
         if surface.kind == SurfaceKind.VEGETATION and len(trunks.faces):
             solid, painted = with_trunks(solid, trunks)

@@ -22,6 +22,12 @@ leaves a fin. Each collapse merges one vertex into another, so a state is the fu
 mesh with every vertex replaced by the vertex it ended up merged into (its root). The budget is
 reached in passes of at most PASS_FACTOR fewer faces; after each pass, around any defect the
 merges of that pass are undone, back to the previous (clean) state, until the top is clean.
+
+A pass over more than LONG_PASS faces (a 1024² tile's first) is cut into strips west to east of
+about LONG_PASS faces each, simplified at once in forked children (one core each): the faces
+around the vertices two strips share sit that pass out, and the next pass, over the whole mesh,
+simplifies them with the rest. The strips follow from the faces alone, so the result does not
+depend on the machine's cores.
 """
 from __future__ import annotations
 
@@ -31,15 +37,15 @@ from dataclasses import dataclass
 import fast_simplification
 import numpy as np
 
-from ..isolated import run_isolated
+from ..isolated import run_isolated_all
 from ..schemes import SurfaceKind
-from .solids import Surface, boundary_edges
+from .solids import Surface, edge_counts
 
 SKIRT = 1.0           # depth of the temporary skirt, metres (its planes matter, not its depth)
 AGGRESSIVENESS = 7.0  # fast_simplification's default trade of speed for quality
 MAX_ROUNDS = 8        # attempts allowed to land under the budget
 PASS_FACTOR = 8       # at most this many times fewer faces per pass (bounds what a repair restores)
-LONG_PASS = 1 << 20   # a pass over more faces runs in a forked child (``_decimate``)
+LONG_PASS = 1 << 20   # a pass over more faces runs in forked children, in strips this size (``_decimate``)
 # Kinds whose underside follows the top at the vertex's thickness (slabs, canopies); the others
 # keep their flat undersides.
 THIN = (SurfaceKind.ROAD, SurfaceKind.WATER, SurfaceKind.VEGETATION)
@@ -49,12 +55,7 @@ IMPORTANCE = {SurfaceKind.BUILDING: 2.0, SurfaceKind.VEGETATION: 0.5}
 
 
 class BudgetError(ValueError):
-    """The budget is below what the kinds' solids can be simplified to; ``over``: by how many
-    faces the closest try missed it (None: not known)."""
-
-    def __init__(self, message: str, over: int | None = None):
-        super().__init__(message)
-        self.over = over
+    """The kinds' solids cannot be simplified to the faces allowed."""
 
 
 @dataclass
@@ -84,9 +85,12 @@ class _Joint:
 
 
 def simplify_to_budget(surfaces: list[Surface], budget: int,
-                       progress: Callable[[float, str], None] | None = None) -> list[Surface]:
-    """Surfaces whose closed solids total at most ``budget`` faces; ``progress(fraction, message)``
-    hears of every pass."""
+                       progress: Callable[[float, str], None] | None = None,
+                       threads: int | None = None, most: int | None = None) -> list[Surface]:
+    """Surfaces whose closed solids total at most ``budget`` faces, or where they cannot get
+    that far (walls have a floor), the fewest reached if at most ``most`` (default: ``budget``);
+    BudgetError beyond. ``progress(fraction, message)`` hears of every pass. ``threads``: the
+    most cores a long pass may use (default every core); the result does not depend on it."""
     total = sum(s.closed_face_count for s in surfaces)
     if total <= budget:
         return surfaces
@@ -100,18 +104,25 @@ def simplify_to_budget(surfaces: list[Surface], budget: int,
         if progress is not None:
             progress(min(1.0, np.log(start / faces) / np.log(start / max(target, 1))), f"{faces} faces")
 
+    fewest: tuple[int, list[Surface]] | None = None
     for _ in range(MAX_ROUNDS):
-        current = _shrink(joint, target, passed)
+        current = _shrink(joint, target, passed, threads)
         out = [_surface(joint, part) for part in joint.parts]
         total = sum(s.closed_face_count for s in out)
         if total <= budget:
             return out
+        if not all(len(s.faces) for s in out):
+            break  # a kind simplified away: the rounds after this would only lose more
+        if fewest is None or total < fewest[0]:
+            fewest = (total, out)
         # Walls and repairs count too: take off what is over, plus a margin, and go on from there.
         target = current - (total - budget) // 2 - max(8, current // 100)
         if target < 4 * len(surfaces):
             break
-    raise BudgetError(f"a triangle budget of {budget} is too small for this scene "
-                      f"(the closest reached was {total})", over=total - budget)
+    if fewest is not None and fewest[0] <= (budget if most is None else most):
+        return fewest[1]
+    reached = "" if fewest is None else f" (the closest reached was {fewest[0]})"
+    raise BudgetError(f"a triangle budget of {budget} is too small for this scene{reached}")
 
 
 def _join(surfaces: list[Surface]) -> _Joint:
@@ -150,13 +161,14 @@ def _skirted(surface: Surface) -> np.ndarray:
     return rim[~(surface.locked[rim[:, 0]] & surface.locked[rim[:, 1]])]
 
 
-def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda faces: None) -> int:
+def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda faces: None,
+            threads: int | None = None) -> int:
     """Simplify in passes down to about ``target`` faces, telling ``passed`` the faces after each
     pass (and, during a long one, the faces before it every second); returns the faces left."""
     current = len(joint.merged(joint.faces))
     while current > target:
         before = (joint.root.copy(), joint.pos.copy())
-        _decimate(joint, max(target, current // PASS_FACTOR), lambda faces=current: passed(faces))
+        _decimate(joint, max(target, current // PASS_FACTOR), lambda faces=current: passed(faces), threads)
         for part in joint.parts:
             _repair(joint, before, part)
         left = len(joint.merged(joint.faces))
@@ -167,25 +179,35 @@ def _shrink(joint: _Joint, target: int, passed: Callable[[int], None] = lambda f
     return current
 
 
-def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None:
+def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None], threads: int | None = None) -> None:
     """One simplifier pass over the current joint mesh, recorded as merges and new positions. A
-    pass over more than LONG_PASS faces runs in a forked child, so ``heartbeat`` is heard while it
-    holds the GIL."""
+    pass over more than LONG_PASS faces runs in forked children, strips at once (see the module
+    docstring), so ``heartbeat`` is heard while they hold the GIL."""
     faces = joint.merged(joint.free)
-    target -= len(joint.merged(joint.frozen))
+    # The frozen faces take their part of the target first; where they take all of it, the
+    # others still shrink as far as one pass may.
+    target = max(target - len(joint.merged(joint.frozen)), len(faces) // PASS_FACTOR)
     if not 0 < target < len(faces):
         return  # nothing the simplifier may touch is left over
-    used, local = _compacted(faces, len(joint.pos))
-    args = (joint.pos[used], local.astype(np.int32), target)
+    pieces, held = _strips(faces, joint.pos[:, 0] / joint.scale, -(-len(faces) // LONG_PASS))
+    target -= held
+    calls, used = [], []
+    for piece in pieces:
+        share = target * len(piece) // max(len(faces) - held, 1)
+        if 0 < share < len(piece):
+            vertices, local = _compacted(piece, len(joint.pos))
+            calls.append((joint.pos[vertices], local.astype(np.int32), share))
+            used.append((vertices, piece))
     if len(faces) > LONG_PASS:
         heartbeat()
-        points, collapses = run_isolated(_simplified, *args, heartbeat=heartbeat)
+        results = run_isolated_all(_simplified, calls, threads, heartbeat=heartbeat)
     else:
-        points, collapses = _simplified(*args)
+        results = [_simplified(*args) for args in calls]
     # Collapse (i0, i1) merges i1 into i0, and i0 may be merged on later: follow to the end.
-    collapses = used[np.asarray(collapses, np.int64).reshape(-1, 2)]
     root = joint.root
-    root[collapses[:, 1]] = collapses[:, 0]
+    for (vertices, _), (_, collapses) in zip(used, results):
+        collapses = vertices[np.asarray(collapses, np.int64).reshape(-1, 2)]
+        root[collapses[:, 1]] = collapses[:, 0]
     while True:
         up = root[root]
         if np.array_equal(up, root):
@@ -193,10 +215,28 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None]) -> None
         root = up
     joint.root = root
     # The simplifier returns the vertices still in use, in their original order.
-    kept, _ = _compacted(joint.merged(joint.free), len(joint.pos))
-    if len(kept) != len(points):
-        raise RuntimeError("cannot match fast_simplification's vertices to the input's")
-    joint.pos[kept] = points
+    for (_, piece), (points, _) in zip(used, results):
+        kept, _ = _compacted(joint.merged(piece), len(joint.pos))
+        if len(kept) != len(points):
+            raise RuntimeError("cannot match fast_simplification's vertices to the input's")
+        joint.pos[kept] = points
+
+
+def _strips(faces: np.ndarray, x: np.ndarray, count: int) -> tuple[list[np.ndarray], int]:
+    """``faces`` cut into ``count`` strips west to east (by their first corner's ``x``) with about
+    as many faces each, less the faces around a vertex of two strips (no strip may move it); and
+    how many faces those are."""
+    if count == 1:
+        return [faces], 0
+    east = x[faces[:, 0]]
+    strip = np.searchsorted(np.quantile(east, np.arange(1, count) / count), east)
+    strips_of = np.zeros(len(x), np.int8)
+    for s in range(count):
+        mine = np.zeros(len(x), bool)
+        mine[faces[strip == s]] = True
+        strips_of += mine
+    held = (strips_of > 1)[faces].any(1)
+    return [faces[(strip == s) & ~held] for s in range(count)], int(held.sum())
 
 
 def _compacted(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,30 +297,18 @@ def defects(faces: np.ndarray, points: np.ndarray, lens: bool) -> np.ndarray:
     """
     if not len(faces):
         return np.zeros(0, np.int64)
-    n = int(faces.max()) + 1
-    edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    key = np.sort(edges[:, 0] * n + edges[:, 1])
-    twice = key[1:][key[1:] == key[:-1]]
-    bad = [twice // n, twice % n]
-    rim = boundary_edges(faces)
-    out_degree = np.bincount(rim[:, 0], minlength=n)
+    edges, directed, either = edge_counts(faces)
+    bad = [edges[directed > 1].ravel()]
+    out_degree = np.bincount(edges[either == 1, 0], minlength=int(faces.max()) + 1)
     if lens:
         tri = np.sort(faces, 1)
         tri = tri[np.lexsort(tri.T[::-1])]
         bad.append(tri[1:][(tri[1:] == tri[:-1]).all(1)].ravel())
-        chord = (out_degree > 0)[edges].all(1) & ~_has_edge(rim, edges, n)
+        # A chord joins two rim vertices but is no rim edge itself (one of those occurs once).
+        chord = (out_degree > 0)[edges].all(1) & (either != 1)
         bad.append(edges[chord].ravel())
     else:
         a, b, c = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
         up = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
         bad += [faces[up <= 0].ravel(), np.flatnonzero(out_degree > 1)]
     return np.unique(np.concatenate(bad))
-
-
-def _has_edge(edges: np.ndarray, query: np.ndarray, n: int) -> np.ndarray:
-    """For each query edge, whether ``edges`` holds it in either direction."""
-    if not len(edges):
-        return np.zeros(len(query), bool)
-    keys = np.sort(np.concatenate([edges[:, 0] * n + edges[:, 1], edges[:, 1] * n + edges[:, 0]]))
-    q = query[:, 0] * n + query[:, 1]
-    return keys[np.minimum(np.searchsorted(keys, q), len(keys) - 1)] == q

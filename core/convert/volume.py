@@ -26,14 +26,15 @@ DOWN_NZ = -0.9        # faces this steeply down at a solid's lowest level are it
 MIN_FACES = 8         # the smallest closed solid a kind can keep
 
 
-def volume_meshes(scene: Scene, triangle_budget: int) -> list[KindMesh]:
+def volume_meshes(scene: Scene, triangle_budget: int, most: int) -> list[KindMesh]:
     """One closed mesh per kind present, in SurfaceKind order, at most ``triangle_budget`` faces in
-    all. Raises BudgetError when the budget cannot hold one small solid per kind."""
+    all, or one small solid per kind where that is more and at most ``most`` (BudgetError beyond)."""
     v = scene.voxels
     kinds = np.where(v.kind == SurfaceKind.OTHER, SurfaceKind.TERRAIN, v.kind)
     present = [k for k in MESHED_KINDS if (kinds == k).any()]
-    if triangle_budget < MIN_FACES * len(present):
+    if most < MIN_FACES * len(present):
         raise BudgetError(f"a triangle budget of {triangle_budget} is too small for this scene")
+    triangle_budget = max(triangle_budget, MIN_FACES * len(present))
     lo = v.coords.min(0) - PAD
     shape = tuple(v.coords.max(0) - lo + 1 + PAD)
     surfaces = [(kind, *_surface(v.coords[kinds == kind] - lo, shape)) for kind in present]
