@@ -584,6 +584,16 @@ def test_a_canopy_cut_by_a_chunk_border_keeps_its_height_there():
     assert np.isclose(simplified.vertices[:, 0], 1.0).sum() == on_cut.sum()
 
 
+def test_a_kind_a_cut_drops_entirely_gets_no_mesh():
+    """The town's buildings all stand north of y = 0: a chunk whose square ends there sees them
+    only as context, so it has no building mesh (and the other kinds still simplify)."""
+    context = np.zeros((128, 128), bool)
+    context[:64] = True  # rows run south from y = 32 m
+    meshes = scene_to_meshes(town(), 3000, Cut(context, west=-32.0, north=32.0, gsd=0.5))
+    assert [m.kind for m in meshes] == [K.TERRAIN, K.ROAD, K.VEGETATION, K.WATER]
+    assert sum(len(m.faces) for m in meshes) <= 3000
+
+
 def test_compacting_faces_is_what_unique_gives():
     from satforge.core.convert.simplify import _compacted
 

@@ -43,6 +43,7 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     if progress is not None:
         progress(0.0, "columns")
     surfaces = [kind_surface(cols, grid, cut) for cols in grid.kinds.values() if kinds is None or cols.kind in kinds]
+    surfaces = [s for s in surfaces if len(s.faces)]  # a kind whose columns a chunk's cut all dropped
     if progress is not None:
         progress(0.0, "top surfaces")
     trunks = _trunks(grid, triangle_budget, cut)
