@@ -204,7 +204,7 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None], threads
     else:
         results = [_simplified(*args) for args in calls]
     # Collapse (i0, i1) merges i1 into i0, and i0 may be merged on later: follow to the end.
-    root = joint.root
+    before, root = joint.root, joint.root.copy()
     for (vertices, _), (_, collapses) in zip(used, results):
         collapses = vertices[np.asarray(collapses, np.int64).reshape(-1, 2)]
         root[collapses[:, 1]] = collapses[:, 0]
@@ -214,12 +214,16 @@ def _decimate(joint: _Joint, target: int, heartbeat: Callable[[], None], threads
             break
         root = up
     joint.root = root
-    # The simplifier returns the vertices still in use, in their original order.
-    for (_, piece), (points, _) in zip(used, results):
+    # The simplifier returns the vertices still in use, in their original order. Now and then
+    # (free faces in shreds between frozen ones) it drops one it never said it merged: that
+    # piece's merges are undone, as if the simplifier had been stuck there.
+    for (vertices, piece), (points, _) in zip(used, results):
         kept, _ = _compacted(joint.merged(piece), len(joint.pos))
-        if len(kept) != len(points):
-            raise RuntimeError("cannot match fast_simplification's vertices to the input's")
-        joint.pos[kept] = points
+        if len(kept) == len(points):
+            joint.pos[kept] = points
+        else:
+            mine = np.isin(before, vertices)
+            joint.root[mine] = before[mine]
 
 
 def _strips(faces: np.ndarray, x: np.ndarray, count: int) -> tuple[list[np.ndarray], int]:
