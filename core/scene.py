@@ -103,25 +103,26 @@ class Splats:
 def quaternions_from_frames(u: np.ndarray, v: np.ndarray, n: np.ndarray) -> np.ndarray:
     """(M, 4) unit quaternions (w, x, y, z) of the rotations whose columns are u, v, n."""
     m = np.stack([u, v, n], -1).astype(np.float64)  # (M, 3, 3), columns
-    tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
+    d0, d1, d2 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
     # Shepperd's method: pick the largest of w, x, y, z to divide by, for stability.
-    cand = np.stack([1 + tr, 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2],
-                     1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
+    cand = np.stack([1 + (d0 + d1 + d2), 1 + d0 - d1 - d2, 1 - d0 + d1 - d2, 1 - d0 - d1 + d2], -1)
     pick = np.argmax(cand, -1)
-    s = np.sqrt(np.maximum(cand[np.arange(len(m)), pick], 1e-12)) * 2
     q = np.empty((len(m), 4))
-    r21, r12 = m[:, 2, 1], m[:, 1, 2]
-    r02, r20 = m[:, 0, 2], m[:, 2, 0]
-    r10, r01 = m[:, 1, 0], m[:, 0, 1]
-    rows = {
-        0: (s / 4, (r21 - r12) / s, (r02 - r20) / s, (r10 - r01) / s),
-        1: ((r21 - r12) / s, s / 4, (r01 + r10) / s, (r02 + r20) / s),
-        2: ((r02 - r20) / s, (r01 + r10) / s, s / 4, (r12 + r21) / s),
-        3: ((r10 - r01) / s, (r02 + r20) / s, (r12 + r21) / s, s / 4),
-    }
-    for p, vals in rows.items():
-        sel = pick == p
-        q[sel] = np.stack([a[sel] for a in vals], -1)
+    for p in range(4):  # each frame's own formulas only (most frames share one or two picks)
+        sel = np.flatnonzero(pick == p)
+        r = m[sel]
+        s = np.sqrt(np.maximum(cand[sel, p], 1e-12)) * 2
+        d21, d02, d10 = r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]
+        s01, s02, s12 = r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1]
+        if p == 0:
+            wxyz = (s / 4, d21 / s, d02 / s, d10 / s)
+        elif p == 1:
+            wxyz = (d21 / s, s / 4, s01 / s, s02 / s)
+        elif p == 2:
+            wxyz = (d02 / s, s01 / s, s / 4, s12 / s)
+        else:
+            wxyz = (d10 / s, s02 / s, s12 / s, s / 4)
+        q[sel] = np.stack(wxyz, -1)
     q *= np.sign(q[:, :1] + 1e-12)
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
