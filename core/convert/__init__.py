@@ -51,7 +51,7 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     trunk_faces = len(trunks.faces)
     for surface in simplify_to_budget(surfaces, triangle_budget - trunk_faces, progress, threads, most - trunk_faces):
         solid, painted = close(surface), None
-        if surface.kind == SurfaceKind.VEGETATION and len(trunks.faces):
+        if surface.kind == SurfaceKind.VEGETATION and trunk_faces:
             solid, painted = with_trunks(solid, trunks)
         meshes.append(KindMesh(kind=surface.kind, vertices=solid.vertices.astype(np.float32),
                                faces=solid.faces.astype(np.int32), class_id=solid.class_id,
