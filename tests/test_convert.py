@@ -584,6 +584,31 @@ def test_a_canopy_cut_by_a_chunk_border_keeps_its_height_there():
     assert np.isclose(simplified.vertices[:, 0], 1.0).sum() == on_cut.sum()
 
 
+def test_a_roof_step_that_meets_a_cut_gets_a_wall_corner_each_side():
+    """Two roofs 1.2 m apart (a wall between them) meet a chunk's cut where the roof just past it,
+    between the two heights, joins both: the chunk keeps a vertex for each roof on that corner, so
+    its solid closes (no corner with two boundary loops, which the simplifier could not repair)."""
+    from satforge.core.convert.simplify import defects
+
+    west = np.arange(12)[:, None] < 6
+    top = np.where(west, 10.0, 11.2) * np.ones((12, 12))  # (x, y): the west roof, the east roof
+    top[:, 11] = np.where(west[:, 0], 10.4, 10.8)  # past the cut: joined to both and to each other
+    mask = np.ones((12, 12), bool)
+    cols = Columns(kind=SurfaceKind.BUILDING, mask=mask, top=top, bottom=np.zeros((12, 12)),
+                   class_id=np.full((12, 12), 8, np.uint8), measured=mask)
+    context = np.zeros((12, 12), bool)
+    context[0] = True  # the raster's north row: y from 2.5 to 3 m
+    grid = ColumnGrid(x0=-3.0, y0=-3.0, size=0.5, kinds={})
+    cut = kind_surface(cols, grid, Cut(context, west=-3.0, north=3.0, gsd=0.5))
+    corner = np.flatnonzero(np.isclose(cut.vertices[:, 0], 0) & np.isclose(cut.vertices[:, 1], 2.5))
+    assert len(corner) == 2 and cut.locked[corner].all()
+    assert sorted(cut.vertices[corner, 2]) == pytest.approx([(10 + 10.4 + 10.8 + 11.2) / 4] * 2)
+    assert not len(defects(cut.faces, cut.vertices, lens=False))
+    solid = close(cut)
+    assert trimesh.Trimesh(solid.vertices, solid.faces, process=False).is_watertight
+    assert len(simplify_to_budget([cut], 200)[0].faces) < len(cut.faces) // 2
+
+
 def test_a_kind_a_cut_drops_entirely_gets_no_mesh():
     """The town's buildings all stand north of y = 0: a chunk whose square ends there sees them
     only as context, so it has no building mesh (and the other kinds still simplify)."""

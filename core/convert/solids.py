@@ -213,19 +213,48 @@ def prism_surface(kind: SurfaceKind, mask: np.ndarray, joins: Joins, top: np.nda
     z = _vertex_mean(cc, top[cc.i, cc.j])
     vcls = np.zeros(len(cc.corner), np.uint8)
     np.maximum.at(vcls, cc.ids.ravel(), np.repeat(cls[cc.i, cc.j], 4))
-    surface = Surface(kind, np.column_stack([xy, z]), _split_quads(cc.ids, z),
-                      _vertex_mean(cc, bottom[cc.i, cc.j]), vcls)
+    vertices, under = np.column_stack([xy, z]), _vertex_mean(cc, bottom[cc.i, cc.j])
+    if keep is None:
+        return Surface(kind, vertices, _split_quads(cc.ids, z), under, vcls)
+    ids, vertex = _unpinched(cc, mask, joins, keep)
+    surface = Surface(kind, vertices[vertex], _split_quads(ids, z[vertex]), under[vertex], vcls[vertex])
     face_cell = np.tile(np.arange(len(cc.i)), 2)  # _split_quads: one triangle of every quad, then the other
-    return surface if keep is None else _trimmed(surface, keep[cc.i, cc.j][face_cell])
+    return _trimmed(surface, keep[cc.i, cc.j][face_cell], vertex)
 
 
-def _trimmed(surface: Surface, kept: np.ndarray) -> Surface:
+def _unpinched(cc: CellCorners, mask: np.ndarray, joins: Joins, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the cells' corner ids, the vertex of ``cc`` each id stands for) once the cells off ``keep``
+    are dropped: kept cells that shared a vertex only through dropped ones (joined round a corner
+    through the context, not to each other) get a vertex each, a copy at the end, so no corner is
+    left with two boundary loops through it. Elsewhere the ids are ``cc``'s."""
+    kept = keep[cc.i, cc.j]
+    both_east, both_north = keep.copy(), keep.copy()
+    both_east[:-1] &= keep[1:]
+    both_north[:, :-1] &= keep[:, 1:]
+    kept_joins = Joins(joins.east & both_east, joins.north & both_north)
+    runs = cell_corners(mask & keep, kept_joins).ids  # the kept cells, in cc's order
+    full = cc.ids[kept]
+    span = int(runs.max(initial=0)) + 1
+    pairs, inverse = np.unique(full * span + runs, return_inverse=True)
+    vertex = pairs // span
+    copy = np.zeros(len(pairs), bool)
+    copy[1:] = vertex[1:] == vertex[:-1]  # a second (third, ...) run round one vertex
+    new_id = np.where(copy, len(cc.corner) + np.cumsum(copy) - 1, vertex)
+    ids = cc.ids.copy()
+    ids[kept] = new_id[inverse.reshape(full.shape)]
+    return ids, np.concatenate([np.arange(len(cc.corner)), vertex[copy]])
+
+
+def _trimmed(surface: Surface, kept: np.ndarray, source: np.ndarray | None = None) -> Surface:
     """The surface's ``kept`` faces (a (F,) bool mask); vertices that dropped faces used as well lie
-    on the cut and are locked."""
+    on the cut and are locked, and so do their copies (``source``: the vertex each vertex copies,
+    see ``_unpinched``; default none)."""
     n = len(surface.vertices)
     used, dropped = np.zeros(n, bool), np.zeros(n, bool)
     used[surface.faces[kept]] = True
     dropped[surface.faces[~kept]] = True
+    if source is not None:
+        dropped = dropped[source]
     index = np.cumsum(used) - 1
     return Surface(surface.kind, surface.vertices[used], index[surface.faces[kept]], surface.under[used],
                    surface.class_id[used], dropped[used])
