@@ -13,6 +13,7 @@ import pytest
 from conftest import real_file
 from helpers_validate import assert_valid_gltf
 from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
+from scipy import ndimage
 from tiles import BUILDING, TREE
 from topdown import psnr
 
@@ -176,6 +177,36 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
     assert np.abs(np.diff(across)).max() < 0.25, "banks rise without a step"
 
 
+def test_a_slanted_building_the_edge_cuts_goes_on_whole(city_tile, tmp_path):
+    """A building crossing the input's east edge at 45 degrees goes on beyond it as its whole
+    mirror image (not only the part that runs straight across the edge, a few metres), up to
+    20 m out, where it ends; the continuation keeps its heights."""
+    from tiles import DEVELOPED, write_tile
+
+    from satforge.core.inputs import InputFiles
+    from satforge.world.run import world_settings
+
+    tile = {k: v.copy() for k, v in city_tile.items()}
+    area = (slice(0, 90), slice(170, 256))  # x from 85 m to the east edge at 128 m, y from 83 to 128 m
+    tile["semantic"][area], tile["ndsm"][area], tile["rgb"][area] = DEVELOPED, 0, 0.5
+    rows, cols = np.mgrid[0:90, 170:256]
+    stripe = np.abs((cols - 200) - (rows - 10)) < 6  # 3 m wide across its axis, rising to the north-west
+    tile["semantic"][area][stripe], tile["ndsm"][area][stripe], tile["rgb"][area][stripe] = BUILDING, 9.0, 0.7
+    paths = write_tile(tmp_path / "in", tile, gsd=GSD)
+    spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=paths["rgb"], height=paths["ndsm"],
+                                                        semantic=paths["semantic"]), {"chunk_size": 64.0, "seed": 5})
+    view = open_view(spec, 2, 1)  # x from 128 to 192 m, y from 64 to 128 m
+    objects = view.object_tile().tile
+    x, y = view.window.centres()
+    building = (objects.classes == BUILDING) & (x > 128) & (x < 160) & (y > 84) & (y < 128)  # beside the stripe
+    depth = x[building] - 128
+    assert depth.max() > 18 and depth.max() < 20.5
+    mirror = tile["semantic"][np.round((128 - y[building]) / GSD - 0.5).astype(int),
+                              np.round((128 - depth) / GSD - 0.5).astype(int)]
+    assert (mirror == BUILDING).all()
+    assert np.abs(objects.height[building] - 9.0).max() < 0.01
+
+
 def test_statistics_come_from_the_inputs(world, city_tile):
     manifest = json.loads((world / "manifest.json").read_text())
     inputs = manifest["inputs"]
@@ -323,3 +354,22 @@ def test_trees_line_the_roads_in_rows():
     on_road = p.ground_class(centres[:, 0], centres[:, 1]) == source.ROAD
     in_middle = ((across > 1.5) & (across < source.ROAD_WIDTH - 1.5)).any(1)
     assert on_road.any() and not (on_road & in_middle).any()
+
+
+def test_woods_stand_in_clusters_not_in_a_lattice():
+    """Procedural woods: crown centres lie anywhere in their tree cells (no lattice of cell
+    centres shows), so crowns now and then touch or overlap (clusters of trees and glades); each
+    crown stays within MAX_RADIUS of its anchor (what a chunk's ownership relies on)."""
+    from satforge.world import source
+
+    x, y = np.meshgrid(np.arange(0, 500, 0.5) + 0.25, np.arange(0, 500, 0.5) + 0.25)
+    objects = source.Procedural(19, source.Style(woods=0.3)).objects(x, y)
+    trees = objects.class_id == source.TREE
+    anchors, crown = np.unique(objects.anchor[trees], axis=0, return_inverse=True)
+    offsets = np.mod(anchors, source.TREE_CELL) / source.TREE_CELL
+    assert len(anchors) > 1000 and (np.minimum(offsets, 1 - offsets) < 0.1).any(1).mean() > 0.3
+    assert np.hypot(*(np.stack([x[trees], y[trees]], -1) - anchors[crown.ravel()]).T).max() < source.MAX_RADIUS
+    labels, count = ndimage.label(trees)
+    crowns_per_clump = np.bincount(np.unique(labels[trees] * len(anchors) + crown.ravel()) // len(anchors))
+    assert (crowns_per_clump >= 2).sum() > 0.1 * count
+    assert (crowns_per_clump[1:] == 1).any()

@@ -13,8 +13,9 @@ Content (OpenEarthMap class ids):
 - avenues: about ``Style.avenues`` of the roads (value noise of AVENUE_M cells) have a row of
   trees SIDEWALK_M inside each edge, one every AVENUE_SPACING metres, none in a junction.
 - woods (value noise of 150 m cells plus finer noise of CLUMP_M cells, for clumps and glades,
-  above ``Style.woods``): at most one tree per TREE_CELL metre cell, its crown a disc anywhere in its own cell that
-  keeps it inside (so crowns never merge), height hashed from the cell index; in towns too, as
+  above ``Style.woods``): at most one tree per TREE_CELL metre cell, its crown a disc centred
+  anywhere in its cell (so crowns now and then touch or overlap: clusters and glades, no lattice;
+  where they overlap the higher crown shows), height hashed from the cell index; in towns too, as
   garden trees clear of their lot's building.
 A world over input rasters sets the Style from the inputs' statistics (``style_from_shares``), so
 the continuation looks like the place it continues.
@@ -40,7 +41,7 @@ AVENUE_RADIUS = 2.2                   # an avenue's crown radius at most (rows o
 AVENUE_M = 150.0                      # roads are lined with trees, or not, over about this length
 AVENUES_PER_TREE_SHARE = 2.0          # a continuation lines this times the inputs' tree share of its roads
 MAX_OBJECT = LOT                      # no object reaches further than this from its anchor
-MAX_RADIUS = 3.2                      # crown radius at most (under half a tree cell)
+MAX_RADIUS = 3.2                      # crown radius at most (under a tree cell: crowns reach one cell round theirs)
 MIRRORED_M = 20.0                     # input objects cut by an input area's edge go on this far beyond it (``view``)
 WATER_LINE = 0.32                     # relief level (in [0, 1]) under which there is water
 RELIEF_M = 14.0                       # metres of height per unit of relief
@@ -214,14 +215,35 @@ class Procedural:
         return inside, height, roof, np.stack([x0, y1], -1)  # anchor: the footprint's north-west corner
 
     def _trees(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(inside, height, crown colour, anchor) of the tree of each position's tree cell."""
+        """(inside, height, crown colour, anchor) of the highest crown over each position, among the
+        trees of its tree cell and the eight around it (a crown reaches at most one cell past its own)."""
+        tx, ty = np.floor(x / TREE_CELL).ravel(), np.floor(y / TREE_CELL).ravel()
+        lo_x, lo_y = (tx.min() - 1, ty.min() - 1) if tx.size else (0.0, 0.0)
+        span = int(ty.max() - lo_y + 2) if tx.size else 1
+        # Cells as keys (x then y, from one cell before the lowest): each cell's 3 x 3 keys, looked up once.
+        cells, at = np.unique(((tx - lo_x) * span + (ty - lo_y)).astype(np.int64), return_inverse=True)
+        around = (cells[:, None] + (np.arange(-1, 2)[:, None] * span + np.arange(-1, 2)).ravel()).ravel()
+        keys, near = np.unique(around, return_inverse=True)
+        trees = self._tree_cells(keys // span + lo_x, keys % span + lo_y)
+        back = near.reshape(len(cells), 9)[at.ravel()]
+        exists, cx, cy, radius, crown, colour = trees
+        d = np.hypot(x.ravel()[:, None] - cx[back], y.ravel()[:, None] - cy[back]) / radius[back]
+        inside = exists[back] & (d < 1)
+        height = np.where(inside, crown[back] * (0.6 + 0.4 * np.sqrt(np.clip(1 - d * d, 0, 1))), -np.inf)
+        top = np.argmax(height, 1)[:, None]
+        tree = np.take_along_axis(back, top, 1)[:, 0]
+        shape = np.shape(x)
+        return (inside.any(1).reshape(shape), np.maximum(np.take_along_axis(height, top, 1), 0).reshape(shape),
+                colour[tree].reshape(shape + (3,)), np.stack([cx[tree], cy[tree]], -1).reshape(shape + (2,)))
+
+    def _tree_cells(self, tx: np.ndarray, ty: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(exists, crown centre x, y, radius, crown height, colour (n, 3)) of the tree of tree cells."""
         seed = self.seed
-        tx, ty = np.floor(x / TREE_CELL), np.floor(y / TREE_CELL)
         radius = np.minimum((1.6 + 0.8 * hash_uniform(seed, 23, tx, ty)) * self.style.crown, MAX_RADIUS)
-        # The crown anywhere in its cell that keeps it inside (crowns never merge): no lattice shows.
-        room = TREE_CELL / 2 - radius
-        cx = (tx + 0.5) * TREE_CELL + room * (2 * hash_uniform(seed, 21, tx, ty) - 1)
-        cy = (ty + 0.5) * TREE_CELL + room * (2 * hash_uniform(seed, 22, tx, ty) - 1)
+        # The crown centred anywhere in its cell: neighbours' crowns touch or overlap now and then
+        # (clusters and glades, no lattice).
+        cx = (tx + hash_uniform(seed, 21, tx, ty)) * TREE_CELL
+        cy = (ty + hash_uniform(seed, 22, tx, ty)) * TREE_CELL
         # Woods fray into clumps and glades at their edges (value noise of CLUMP_M cells).
         woods = _woods(seed, cx, cy) + 0.4 * (value_noise(seed + 310, cx, cy, CLUMP_M) - 0.5)
         density = np.clip((woods - self.style.woods) * 3, 0, 0.9)
@@ -235,12 +257,9 @@ class Procedural:
         # In towns, garden trees: none whose crown would reach its lot's building.
         _, _, built, x0, y0, x1, y1 = self._footprint(cx, cy)
         exists &= ~(built & (cx > x0 - radius) & (cx < x1 + radius) & (cy > y0 - radius) & (cy < y1 + radius))
-        d = np.hypot(x - cx, y - cy) / radius
-        inside = exists & (d < 1)
         crown = 6 + 8 * hash_uniform(seed, 25, tx, ty)
-        height = crown * (0.6 + 0.4 * np.sqrt(np.clip(1 - d * d, 0, 1)))
         colour = np.array(COLOURS[TREE]) * (0.8 + 0.4 * hash_uniform(seed, 26, tx, ty))[..., None]
-        return inside, height, colour, np.stack([cx, cy], -1)
+        return exists, cx, cy, radius, crown, colour
 
     def _road_edges(self, across: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
         """For positions ``across`` the grid's roads of one direction (``axis`` 0: north-south

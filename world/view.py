@@ -8,10 +8,10 @@ its window, and the objects it owns. Two kinds of world:
   distance to the input area), so there is no step or line at the hand-over; continued water
   stays at the edge's level, its banks rising to the relief over BANK_M. What the edge cuts
   goes on beyond it, taken from the input's mirror image across the edge (the reflection): water
-  and roads for up to MIRROR_M, narrowing to nothing from TAPER_FROM_M; buildings and trees up to
-  about OBJECT_MIRROR_M, so an object the edge cuts becomes a whole one (a canopy with a rim, a
-  building with its walls) instead of ending in a cliff. The window reads the inputs' cells it
-  reflects as well (``analysis_cells``).
+  and roads for up to MIRROR_M, narrowing to nothing from TAPER_FROM_M; trees up to about
+  OBJECT_MIRROR_M, buildings up to source.MIRRORED_M, so an object the edge cuts becomes a whole
+  one (a canopy with a rim, a building with its walls) instead of ending in a cliff. The window
+  reads the inputs' cells it reflects as well (``analysis_cells``).
 
 Every method is a pure function of world position (and the spec): windows are sampled through
 global grid indices, so two chunks asking about one point get the same bits.
@@ -65,7 +65,8 @@ TAPER = 0.25             # to the feature's side is at least TAPER * (distance -
 DEPTH_CAP_M = TAPER * (MIRROR_M - TAPER_FROM_M)  # ... (so nothing is left at MIRROR_M)
 OBJECT_MIRROR_M = 0.8 * source.MIRRORED_M  # objects the edge cuts go on about this far beyond it (x 0.75 .. 1.25)
 BANK_M = 8.0             # beyond the input, ground rises from continued water to the relief over this
-REACH_M = max(DEPTH_CAP_M, CROSS_M) + 4.0  # analysis cells read around reflected ones (filters, depths, crossings)
+ATTACH_M = 1.25 * source.MIRRORED_M  # an object is continued if it reaches the edge within this many metres of steps
+REACH_M = max(DEPTH_CAP_M, CROSS_M, ATTACH_M) + 4.0  # cells read around reflected ones (filters, depths, crossings)
 CONTINUED_KINDS = (SurfaceKind.WATER, SurfaceKind.ROAD)
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
 CONTEXT_M = 3.0          # cut objects are meshed this far past the chunk square (``core.convert.Cut``)
@@ -450,7 +451,8 @@ class InputView(ProceduralView):
             cell = self.cells.index(rx, ry)
             depth = self._feature_depth[cell]
             # It crosses the edge: its kind runs inward at least CROSS_M (a road along the edge does not).
-            crosses = self._reaches_edge(self.cells.index(*self._across(*self._pushed(x[near], y[near]))[:2]), edge)
+            crosses = self._reaches_edge(self.cells.index(*self._across(*self._pushed(x[near], y[near]))[:2]), edge,
+                                         self._reaches)
             keep = (depth > 0) & (depth >= TAPER * (distance[near] - TAPER_FROM_M)) & crosses
             out[near] = np.where(keep, self.cell_classes[cell], 0)
         return out
@@ -468,11 +470,13 @@ class InputView(ProceduralView):
         edges = (x < w) * 1 + (x > e) * 2 + (y < s) * 4 + (y > n) * 8
         return *self._reflected(x, y), edges
 
-    def _reaches_edge(self, cell: tuple[np.ndarray, np.ndarray], edges: np.ndarray) -> np.ndarray:
-        """Whether the kind of each analysis ``cell`` runs unbroken, straight across, to every one
-        of its ``edges`` (so past a corner, an object that fills the corner goes on round it)."""
+    @staticmethod
+    def _reaches_edge(cell: tuple[np.ndarray, np.ndarray], edges: np.ndarray, reaches: list[np.ndarray]) -> np.ndarray:
+        """Whether each analysis ``cell`` reaches every one of its ``edges`` by ``reaches`` (per
+        edge, as ``_reaches`` or ``_attached``; so past a corner, an object that fills the corner
+        goes on round it)."""
         out = edges > 0
-        for k, reach in enumerate(self._reaches):
+        for k, reach in enumerate(reaches):
             crossed = (edges & (1 << k)) > 0
             out[crossed] &= reach[cell[0][crossed], cell[1][crossed]]
         return out
@@ -481,21 +485,46 @@ class InputView(ProceduralView):
     def _reaches(self) -> list[np.ndarray]:
         """Per edge of the input area (west, east, south, north), on the analysis cells: whether
         the cell's kind runs unbroken to that edge straight across (False beyond it)."""
-        kinds, cells = self._cell_kinds, self.cells
-        w, s, e, n = self.inputs.bounds
-        half = cells.gsd / 2
-        rows, cols = cells.index(np.array([w + half, e - half, 0.0, 0.0]), np.array([0.0, 0.0, s + half, n - half]))
-        firsts = ((1, cols[0], 1, w), (1, cols[1], -1, e), (0, rows[2], -1, s), (0, rows[3], 1, n))
-        reaches = []
-        for axis, first, inward, at in firsts:
+        kinds, reaches = self._cell_kinds, []
+        for axis, first, inward in self._edge_lines():
             reach = np.zeros(kinds.shape, bool)
-            line = np.moveaxis(kinds, axis, 0)[first::inward]
-            lo, hi = cells.rect()[axis ^ 1::2]  # the block's extent across the edge
-            if lo < at < hi and len(line):
+            line = np.moveaxis(kinds, axis, 0)[first::inward] if first is not None else kinds[:0]
+            if len(line):
                 run = np.logical_and.accumulate(line[1:] == line[:-1], axis=0)
                 np.moveaxis(reach, axis, 0)[first::inward] = np.concatenate([np.ones_like(line[:1], bool), run])
             reaches.append(reach)
         return reaches
+
+    @cached_property
+    def _attached(self) -> list[np.ndarray]:
+        """Per edge of the input area (west, east, south, north), on the analysis cells: whether the
+        cell's object (building or canopy) reaches that edge through 8-connected cells of its kind
+        within ATTACH_M of steps: the whole part of an object that the edge cuts, however it
+        winds (gaps and slants included), decided from cells within ATTACH_M of it alone."""
+        kinds, attached = self._cell_kinds, []
+        for axis, first, _ in self._edge_lines():
+            reach = np.zeros(kinds.shape, bool)
+            if first is not None:
+                seed = np.zeros(kinds.shape, bool)
+                np.moveaxis(seed, axis, 0)[first] = True
+                for kind in OBJECT_KINDS:
+                    mask = kinds == kind
+                    if (seed & mask).any():
+                        reach |= ndimage.binary_dilation(seed & mask, np.ones((3, 3), bool), mask=mask,
+                                                         iterations=round(ATTACH_M / self.cells.gsd))
+            attached.append(reach)
+        return attached
+
+    def _edge_lines(self):
+        """(axis, index of the line of cells just inside the edge or None where the block does not
+        span it, inward step) of the input area's west, east, south and north edges."""
+        cells, (w, s, e, n) = self.cells, self.inputs.bounds
+        half = cells.gsd / 2
+        rows, cols = cells.index(np.array([w + half, e - half, 0.0, 0.0]), np.array([0.0, 0.0, s + half, n - half]))
+        for axis, first, inward, at in ((1, cols[0], 1, w), (1, cols[1], -1, e), (0, rows[2], -1, s),
+                                        (0, rows[3], 1, n)):
+            lo, hi = cells.rect()[axis ^ 1::2]  # the block's extent across the edge
+            yield axis, (first if lo < at < hi else None), inward
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The photo (past its edge, its smoothed edge colour eased into the procedural colours);
@@ -588,10 +617,11 @@ class InputView(ProceduralView):
 
     def _object_sources(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(source x, source y, reflected): where the inputs say which object stands at each position.
-        An object the input's edge cuts goes on beyond it as its mirror image: positions less than
-        OBJECT_MIRROR_M x (0.75 .. 1.25, value noise along the edge) out take the object at their
-        reflection when it reaches the edges crossed straight across. Elsewhere the source is the
-        position itself."""
+        An object the input's edge cuts goes on beyond it as its mirror image: positions take the
+        object at their reflection when it reaches the edges crossed (``_attached``), up to
+        OBJECT_MIRROR_M x (0.75 .. 1.25, value noise along the edge) out for canopies and
+        source.MIRRORED_M for buildings (so a building ends in its own mirrored wall, or a straight
+        one, never a ragged one). Elsewhere the source is the position itself."""
         reflected = np.zeros(x.shape, bool)
         if not self.inputs.land_cover:
             return x, y, reflected
@@ -605,8 +635,10 @@ class InputView(ProceduralView):
                                             np.clip(y[near], s, n), 8.0)
             cell = self.cells.index(rx[near], ry[near])
             kind = self._cell_kinds[cell]
-            reflected[near] = (distance[near] < OBJECT_MIRROR_M * wavy) & np.isin(kind, OBJECT_KINDS) & \
-                self._reaches_edge(cell, edge)
+            # A canopy frays; a building is mirrored whole, up to a straight wall where it is longer.
+            reach = np.where(kind == SurfaceKind.BUILDING, source.MIRRORED_M, OBJECT_MIRROR_M * wavy)
+            reflected[near] = (distance[near] < reach) & np.isin(kind, OBJECT_KINDS) & \
+                self._reaches_edge(cell, edge, self._attached)
         return np.where(reflected, rx, x), np.where(reflected, ry, y), reflected
 
     def _building_height(self) -> float:
