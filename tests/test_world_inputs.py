@@ -177,34 +177,38 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
     assert np.abs(np.diff(across)).max() < 0.25, "banks rise without a step"
 
 
-def test_a_slanted_building_the_edge_cuts_goes_on_whole(city_tile, tmp_path):
-    """A building crossing the input's east edge at 45 degrees goes on beyond it as its whole
-    mirror image (not only the part that runs straight across the edge, a few metres), up to
-    20 m out, where it ends; the continuation keeps its heights."""
+def test_buildings_the_edge_cuts_go_on_straight_or_end_there(city_tile, tmp_path):
+    """Beyond the input's east edge, a building crossing it 20 degrees off square goes on straight
+    along its own line (not as its mirror image, a chevron) for 20 m, where it ends, keeping its
+    height; one grazing the edge (15 degrees off its direction) ends at it (its mirror image would
+    cross it)."""
     from tiles import DEVELOPED, write_tile
 
     from satforge.core.inputs import InputFiles
     from satforge.world.run import world_settings
 
     tile = {k: v.copy() for k, v in city_tile.items()}
-    area = (slice(0, 90), slice(170, 256))  # x from 85 m to the east edge at 128 m, y from 83 to 128 m
+    area = (slice(0, 170), slice(170, 256))  # x from 85 m to the east edge at 128 m, y from 43 to 128 m
     tile["semantic"][area], tile["ndsm"][area], tile["rgb"][area] = DEVELOPED, 0, 0.5
-    rows, cols = np.mgrid[0:90, 170:256]
-    stripe = np.abs((cols - 200) - (rows - 10)) < 6  # 3 m wide across its axis, rising to the north-west
-    tile["semantic"][area][stripe], tile["ndsm"][area][stripe], tile["rgb"][area][stripe] = BUILDING, 9.0, 0.7
+    rows, cols = np.mgrid[0:170, 170:256]
+    x, y = (cols + 0.5) * GSD, 128 - (rows + 0.5) * GSD
+    crossing = np.abs((y - 100) - np.tan(np.radians(20)) * (x - 128)) * np.cos(np.radians(20)) < 1.5
+    grazing = np.abs((x - 128) - np.tan(np.radians(15)) * (y - 75)) * np.cos(np.radians(15)) < 1.5
+    for stripe in (crossing, grazing):
+        tile["semantic"][area][stripe], tile["ndsm"][area][stripe], tile["rgb"][area][stripe] = BUILDING, 9.0, 0.7
     paths = write_tile(tmp_path / "in", tile, gsd=GSD)
     spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=paths["rgb"], height=paths["ndsm"],
                                                         semantic=paths["semantic"]), {"chunk_size": 64.0, "seed": 5})
     view = open_view(spec, 2, 1)  # x from 128 to 192 m, y from 64 to 128 m
     objects = view.object_tile().tile
-    x, y = view.window.centres()
-    building = (objects.classes == BUILDING) & (x > 128) & (x < 160) & (y > 84) & (y < 128)  # beside the stripe
-    depth = x[building] - 128
-    assert depth.max() > 18 and depth.max() < 20.5
-    mirror = tile["semantic"][np.round((128 - y[building]) / GSD - 0.5).astype(int),
-                              np.round((128 - depth) / GSD - 0.5).astype(int)]
-    assert (mirror == BUILDING).all()
-    assert np.abs(objects.height[building] - 9.0).max() < 0.01
+    wx, wy = view.window.centres()
+    beyond = (objects.classes == BUILDING) & (wx > 128) & (wx < 160)
+    on = beyond & (wy > 95) & (wy < 128)
+    off_line = np.abs((wy - 100) - np.tan(np.radians(20)) * (wx - 128)) * np.cos(np.radians(20))
+    assert (off_line[on] < 1.5 + 1.0).all(), "along its own line (its mirror image strays 13 m by 19 m out)"
+    assert 18 < (wx[on] - 128).max() < 20.5
+    assert np.abs(objects.height[on] - 9.0).max() < 0.01
+    assert not (beyond & (wy > 66) & (wy < 90)).any(), "the grazing one ends at the edge"
 
 
 def test_statistics_come_from_the_inputs(world, city_tile):

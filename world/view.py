@@ -10,8 +10,10 @@ its window, and the objects it owns. Two kinds of world:
   goes on beyond it, taken from the input's mirror image across the edge (the reflection): water
   and roads for up to MIRROR_M, narrowing to nothing from TAPER_FROM_M; trees up to about
   OBJECT_MIRROR_M, buildings up to source.MIRRORED_M, so an object the edge cuts becomes a whole
-  one (a canopy with a rim, a building with its walls) instead of ending in a cliff. The window
-  reads the inputs' cells it reflects as well (``analysis_cells``).
+  one (a canopy with a rim, a building with its walls) instead of ending in a cliff. Objects'
+  mirror images are sheared along the edge by the buildings' slant there, so slanted buildings go
+  on straight, not as chevrons; buildings grazing the edge end at it. The window reads the inputs'
+  cells it reflects (and shears) as well (``analysis_cells``).
 
 Every method is a pure function of world position (and the spec): windows are sampled through
 global grid indices, so two chunks asking about one point get the same bits.
@@ -65,8 +67,11 @@ TAPER = 0.25             # to the feature's side is at least TAPER * (distance -
 DEPTH_CAP_M = TAPER * (MIRROR_M - TAPER_FROM_M)  # ... (so nothing is left at MIRROR_M)
 OBJECT_MIRROR_M = 0.8 * source.MIRRORED_M  # objects the edge cuts go on about this far beyond it (x 0.75 .. 1.25)
 BANK_M = 8.0             # beyond the input, ground rises from continued water to the relief over this
-ATTACH_M = 1.25 * source.MIRRORED_M  # an object is continued if it reaches the edge within this many metres of steps
-REACH_M = max(DEPTH_CAP_M, CROSS_M, ATTACH_M) + 4.0  # cells read around reflected ones (filters, depths, crossings)
+ATTACH_M = source.MIRRORED_M  # an object is continued if it reaches the edge within this many metres of steps
+SLANT_M = 4.0            # the buildings' direction near an edge is measured over this (Gaussian sigma) ...
+MAX_SLANT = 0.5          # ... and continued objects shift along the edge at most this far per metre out
+SHEAR_M = 2 * MAX_SLANT * source.MIRRORED_M  # so their sources lie at most this far from their reflections
+REACH_M = max(DEPTH_CAP_M, CROSS_M, SHEAR_M + ATTACH_M) + 4.0  # cells read round reflected ones (filters, depths...)
 CONTINUED_KINDS = (SurfaceKind.WATER, SurfaceKind.ROAD)
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
 CONTEXT_M = 3.0          # cut objects are meshed this far past the chunk square (``core.convert.Cut``)
@@ -470,6 +475,53 @@ class InputView(ProceduralView):
         edges = (x < w) * 1 + (x > e) * 2 + (y < s) * 4 + (y > n) * 8
         return *self._reflected(x, y), edges
 
+    def _mirrored(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, edges, grazing): where positions beyond the input's edge see the objects it cuts:
+        their mirror image across the edge, shifted along it by 2 x (metres out) x the buildings'
+        slant at the edge (``_slant``), so a slanted building goes on straight (the image of a line
+        through the edge point is the line itself) instead of as a chevron. Past a corner the plain
+        mirror image. ``edges`` as ``_across``; ``grazing``: the buildings there run within 30
+        degrees of the edge's own direction (their mirror image would cross them)."""
+        rx, ry, edges = self._across(x, y)
+        single = np.isin(edges, (1, 2, 4, 8))
+        if not single.any():
+            return rx, ry, edges, np.zeros(edges.shape, bool)
+        w, s, e, n = self.inputs.bounds
+        along_y = (edges & 3) > 0  # beyond the west or east edge: shifted along y
+        (slant_x, grazing_x), (slant_y, grazing_y) = self._slant
+        cell = self.cells.index(*self._clamped(x, y))
+        outward = np.where((edges & 5) > 0, 2.0, -2.0) * self._outside(x, y)  # west and south: +
+        shift = np.where(single, outward * np.where(along_y, slant_y[cell], slant_x[cell]), 0.0)
+        shift = np.round(shift / self.cells.gsd) * self.cells.gsd  # whole cells: a cell's source is a cell
+        grazing = single & np.where(along_y, grazing_y[cell], grazing_x[cell])
+        return (np.where(along_y, rx, _reflect(rx + shift, w, e)), np.where(along_y, _reflect(ry + shift, s, n), ry),
+                edges, grazing)
+
+    @cached_property
+    def _slant(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """On the analysis cells, for south or north edges (shifts along x), then for west or
+        east edges (along y): (how far a continued object shifts along the edge per metre of its
+        depth, whether the buildings there graze the edge). The shift follows the buildings'
+        direction (the structure tensor of their mask, smoothed over SLANT_M), weighted by how
+        clear it is, within MAX_SLANT, fading to 0 where they run within 30 degrees of the edge's
+        own direction: those graze it (a clear direction along it)."""
+        mask = (self._cell_kinds == SurfaceKind.BUILDING).astype(np.float32)
+        down, gx = np.gradient(mask)  # rows run south
+        # Not where the input's edge cuts them: that would read as buildings running along it.
+        within = ndimage.binary_erosion(self._inside(*self.cells.centres()))
+        gx, gy = gx * within, -down * within
+        sigma = SLANT_M / self.cells.gsd
+        jxx, jxy, jyy = (ndimage.gaussian_filter(a, sigma, truncate=2.0) for a in (gx * gx, gx * gy, gy * gy))
+        across = 0.5 * np.arctan2(2 * jxy, jxx - jyy)  # the gradient's direction: buildings run across it
+        clear = np.hypot(jxx - jyy, 2 * jxy) / np.maximum(jxx + jyy, 1e-6)
+        ax, ay = -np.sin(across), np.cos(across)
+        slants = []
+        for along, normal in ((ax, ay), (ay, ax)):
+            fade = _smoothstep((normal * normal - 0.25) / 0.25)  # 0 within 30 degrees of the edge, 1 from 45
+            slant = np.clip(along * normal / np.maximum(normal * normal, 1e-6), -MAX_SLANT, MAX_SLANT)
+            slants.append((clear * fade * slant, (clear > 0.5) & (fade == 0)))
+        return slants[0], slants[1]
+
     @staticmethod
     def _reaches_edge(cell: tuple[np.ndarray, np.ndarray], edges: np.ndarray, reaches: list[np.ndarray]) -> np.ndarray:
         """Whether each analysis ``cell`` reaches every one of its ``edges`` by ``reaches`` (per
@@ -617,11 +669,12 @@ class InputView(ProceduralView):
 
     def _object_sources(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(source x, source y, reflected): where the inputs say which object stands at each position.
-        An object the input's edge cuts goes on beyond it as its mirror image: positions take the
-        object at their reflection when it reaches the edges crossed (``_attached``), up to
-        OBJECT_MIRROR_M x (0.75 .. 1.25, value noise along the edge) out for canopies and
-        source.MIRRORED_M for buildings (so a building ends in its own mirrored wall, or a straight
-        one, never a ragged one). Elsewhere the source is the position itself."""
+        An object the input's edge cuts goes on beyond it: positions take the object at their
+        source (``_mirrored``: the mirror image, sheared so slanted buildings go on straight) when
+        it reaches the edges crossed (``_attached``), up to OBJECT_MIRROR_M x (0.75 .. 1.25, value
+        noise along the edge) out for canopies and source.MIRRORED_M for buildings (so a building
+        ends in its own wall, or a straight one, never a ragged one); buildings grazing the edge
+        end at it. Elsewhere the source is the position itself."""
         reflected = np.zeros(x.shape, bool)
         if not self.inputs.land_cover:
             return x, y, reflected
@@ -629,14 +682,16 @@ class InputView(ProceduralView):
         near = (distance > 0) & (distance < 1.25 * OBJECT_MIRROR_M)
         rx, ry = x.copy(), y.copy()
         if near.any():
-            rx[near], ry[near], edge = self._across(x[near], y[near])
+            rx[near], ry[near], edge, grazing = self._mirrored(x[near], y[near])
             w, s, e, n = self.inputs.bounds
             wavy = 0.75 + 0.5 * value_noise(self.window.spec.seed + 600, np.clip(x[near], w, e),
                                             np.clip(y[near], s, n), 8.0)
             cell = self.cells.index(rx[near], ry[near])
             kind = self._cell_kinds[cell]
-            # A canopy frays; a building is mirrored whole, up to a straight wall where it is longer.
-            reach = np.where(kind == SurfaceKind.BUILDING, source.MIRRORED_M, OBJECT_MIRROR_M * wavy)
+            # A canopy frays; a building goes on whole, up to a straight wall where it is longer, but
+            # one grazing the edge ends there (its mirror image would cross it).
+            building = kind == SurfaceKind.BUILDING
+            reach = np.where(building, np.where(grazing, 0.0, source.MIRRORED_M), OBJECT_MIRROR_M * wavy)
             reflected[near] = (distance[near] < reach) & np.isin(kind, OBJECT_KINDS) & \
                 self._reaches_edge(cell, edge, self._attached)
         return np.where(reflected, rx, x), np.where(reflected, ry, y), reflected
@@ -652,7 +707,7 @@ class InputView(ProceduralView):
         base = self.ground_colour(wx, wy)
         if reflected.any():
             mirror = nearest(reflected, wx.shape)
-            photo = np.moveaxis(self._sample(self.rgb, *self._reflected(wx[mirror], wy[mirror]), bands=3), 0, -1)
+            photo = np.moveaxis(self._sample(self.rgb, *self._mirrored(wx[mirror], wy[mirror])[:2], bands=3), 0, -1)
             base[mirror] = np.where(np.isnan(photo), base[mirror], photo)
         up, colour = (nearest(a, wx.shape) for a in (owned_p, obj.colour))
         return np.where(up[..., None], colour, base)
