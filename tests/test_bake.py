@@ -177,3 +177,24 @@ def test_bake_is_deterministic(flat_bake):
     splats = splats_on(np.column_stack([x, y, np.zeros_like(x)]), np.tile([0, 0, 1.0], (len(x), 1)),
                        smooth_image(x, y))
     np.testing.assert_array_equal(bake_albedo(atlas, make_scene(splats)), image)
+
+
+def test_dilation_copies_a_nearest_covered_texel_across_strips():
+    """On an atlas taller than one dilation strip, every texel within 8 (chessboard) of a chart
+    takes the colour of a chart texel at exactly its distance, and every texel further out the
+    background: the strips see all they need of their neighbours."""
+    rng = np.random.default_rng(4)
+    covered = ndimage.binary_dilation(rng.random((700, 90)) < 0.003, iterations=2)  # charts
+    covered[300:340] = False  # a gap wider than the reach, across a strip's end
+    ids = np.arange(covered.size)
+    image = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).reshape(700, 90, 3).astype(np.uint8)
+    image[~covered] = 0
+    out = bake._dilate(image.copy(), covered, np.array([1, 2, 3], np.uint8), 8)
+    dist = ndimage.distance_transform_cdt(~covered, metric="chessboard")
+    near = (dist > 0) & (dist <= 8)
+    source = out[near].astype(np.int64) @ [1, 256, 65536]
+    r, c = np.nonzero(near)
+    assert covered.ravel()[source].all()
+    np.testing.assert_array_equal(np.maximum(np.abs(source // 90 - r), np.abs(source % 90 - c)), dist[near])
+    assert (out[dist > 8] == [1, 2, 3]).all() and (dist > 8).any()
+    np.testing.assert_array_equal(out[covered], image[covered])
