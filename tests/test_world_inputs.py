@@ -180,7 +180,7 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
 def test_buildings_the_edge_cuts_go_on_straight_or_end_there(city_tile, tmp_path):
     """Beyond the input's east edge, a building crossing it 20 degrees off square goes on straight
     along its own line (not as its mirror image, a chevron) for 20 m, where it ends, keeping its
-    height; one grazing the edge (15 degrees off its direction) ends at it (its mirror image would
+    height and roof colour; one grazing the edge (15 degrees off its direction) ends at it (its mirror image would
     cross it)."""
     from tiles import DEVELOPED, write_tile
 
@@ -189,13 +189,13 @@ def test_buildings_the_edge_cuts_go_on_straight_or_end_there(city_tile, tmp_path
 
     tile = {k: v.copy() for k, v in city_tile.items()}
     area = (slice(0, 170), slice(170, 256))  # x from 85 m to the east edge at 128 m, y from 43 to 128 m
-    tile["semantic"][area], tile["ndsm"][area], tile["rgb"][area] = DEVELOPED, 0, 0.5
+    tile["semantic"][area], tile["ndsm"][area], tile["rgb"][area] = DEVELOPED, 0, 128
     rows, cols = np.mgrid[0:170, 170:256]
     x, y = (cols + 0.5) * GSD, 128 - (rows + 0.5) * GSD
     crossing = np.abs((y - 100) - np.tan(np.radians(20)) * (x - 128)) * np.cos(np.radians(20)) < 1.5
     grazing = np.abs((x - 128) - np.tan(np.radians(15)) * (y - 75)) * np.cos(np.radians(15)) < 1.5
     for stripe in (crossing, grazing):
-        tile["semantic"][area][stripe], tile["ndsm"][area][stripe], tile["rgb"][area][stripe] = BUILDING, 9.0, 0.7
+        tile["semantic"][area][stripe], tile["ndsm"][area][stripe], tile["rgb"][area][stripe] = BUILDING, 9.0, 180
     paths = write_tile(tmp_path / "in", tile, gsd=GSD)
     spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=paths["rgb"], height=paths["ndsm"],
                                                         semantic=paths["semantic"]), {"chunk_size": 64.0, "seed": 5})
@@ -208,6 +208,8 @@ def test_buildings_the_edge_cuts_go_on_straight_or_end_there(city_tile, tmp_path
     assert (off_line[on] < 1.5 + 1.0).all(), "along its own line (its mirror image strays 13 m by 19 m out)"
     assert 18 < (wx[on] - 128).max() < 20.5
     assert np.abs(objects.height[on] - 9.0).max() < 0.01
+    per_cell = objects.rgb.shape[0] // wx.shape[0]
+    assert np.abs(objects.rgb[::per_cell, ::per_cell][on] - 180 / 255).max() < 0.02, "its roof's colour"
     assert not (beyond & (wy > 66) & (wy < 90)).any(), "the grazing one ends at the edge"
 
 
