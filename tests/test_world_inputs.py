@@ -180,8 +180,8 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
 def test_buildings_the_edge_cuts_go_on_straight_or_end_there(city_tile, tmp_path):
     """Beyond the input's east edge, a building crossing it 20 degrees off square goes on straight
     along its own line (not as its mirror image, a chevron) for 20 m, where it ends, keeping its
-    height and roof colour; one grazing the edge (15 degrees off its direction) ends at it (its mirror image would
-    cross it)."""
+    height and roof colour; one grazing the edge (15 degrees off its direction) ends at it (its
+    mirror image would cross it)."""
     from tiles import DEVELOPED, write_tile
 
     from satforge.core.inputs import InputFiles
