@@ -14,9 +14,10 @@ import pytest
 from helpers_tileset import check_tileset, whole_world_view
 from helpers_validate import assert_valid_gltf
 from helpers_viewer import assert_drawn, served, view
-from helpers_world import LODS, S, assert_borders_identical, make_world, tiles
+from helpers_world import ARGS, LODS, S, assert_borders_identical, make_world, tiles
 from topdown import render_top_view
 
+from satforge.cli import main
 from satforge.core.contract import HLOD_INDEX, chunk_key, hlod_path, tile_path
 from satforge.world import hlod
 from satforge.world.layout import WorldSpec
@@ -115,10 +116,14 @@ def test_extending_rebuilds_only_the_new_chunks_ancestors(world, tmp_path):
     assert_borders_identical(out, LODS - 1)
 
 
-def test_upper_tiles_rebuild_byte_for_byte(world, tmp_path):
+def test_upper_tiles_rebuild_byte_for_byte_in_worker_processes(world, tmp_path, capsys):
     out = shutil.copytree(world, tmp_path / "w")
     shutil.rmtree(out / "tiles" / "hlod")
-    make_world(out, "0:2,0:2")
+    capsys.readouterr()
+    assert main(["world", "--out", str(out), "--tiles", "0:2,0:2", *ARGS, "--workers", "2", "--progress", "json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    built = [e["message"] for e in events if e.get("stage") == "tiles" and e["message"].startswith("upper tile")]
+    assert sorted(set(built)) == [f"upper tile 1/{x},{y}" for x in (0, 1) for y in (0, 1)]
     assert {p.name: p.read_bytes() for p in out.rglob("hlod/*/*.glb")} == \
         {p.name: p.read_bytes() for p in world.rglob("hlod/*/*.glb")}
     assert (out / "tileset.json").read_bytes() == (world / "tileset.json").read_bytes()

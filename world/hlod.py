@@ -21,8 +21,9 @@ level a viewer draws, a tile costs at most what a chunk costs:
 
 Incremental: a tile is rebuilt only when what it is made from changed (the SHA-256 of its children's
 files, the world's settings, the builder's version), so adding chunks rebuilds only their ancestors,
-and a killed run resumes where it stopped. Only the parent process writes, every file atomically,
-the index after each level.
+and a killed run resumes where it stopped. The tiles of a level are independent: worker processes
+build them (``update``'s ``map_``); only the parent process writes, every file atomically, the
+index after each level.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ import dataclasses
 import io
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,7 @@ ROOT_CHILDREN = 4            # the quadtree stops at the first level with at mos
 GRID_OVERSAMPLING = 4        # terrain grid triangles per triangle of the terrain's budget, before simplifying
 
 Part = tuple[list[TexturedMesh], np.ndarray, tuple[float, float]]  # meshes, atlas, offset into the tile
+Map = Callable[..., Iterator]  # map(fn, *iterables): the builtin, or a process pool's
 
 
 def levels(chunks: Iterable[tuple[int, int]]) -> list[list[tuple[int, int]]]:
@@ -274,37 +277,55 @@ def _index_bytes(tiles: dict) -> bytes:
     return (json.dumps({"format": VERSION, "tiles": dict(sorted(tiles.items()))}, indent=1) + "\n").encode()
 
 
-def update(out: Path, spec: WorldSpec, manifest: dict) -> dict:
+def update(out: Path, spec: WorldSpec, manifest: dict, map_: Map = map,
+           report: Callable[[float, str], None] | None = None) -> dict:
     """Bring the upper tiles of ``out`` up to date with the manifest's chunks; returns the index's
-    tiles ({"L/X,Y": entry}) of the current quadtree."""
+    tiles ({"L/X,Y": entry}) of the current quadtree. The tiles of a level are built by ``map_``
+    (``map``, or a process pool's: they read their children's files and return bytes; this process
+    writes), each level after the one below is written; ``report(fraction, message)`` hears of each."""
     tiles = levels((e["x"], e["y"]) for e in manifest["chunks"].values())
     below = children(tiles)
     sha = {(0, e["x"], e["y"]): e["files"][-1]["sha256"] for e in manifest["chunks"].values()}
     old, index = _read_index(out), {}
+    total, seen = sum(len(level) for level in tiles[1:]), 0
     for level in range(1, len(tiles)):
+        stale = []
         for x, y in tiles[level]:
             kids = below[level][(x, y)]
             sources = [(content_path(spec, level - 1, cx, cy), sha[(level - 1, cx, cy)]) for cx, cy in kids]
             key, entry = _source_key(spec, sources), old.get(_index_key(level, x, y))
             path = out / hlod_path(level, x, y)
-            if not (entry and entry["source"] == key and path.is_file() and path.stat().st_size == entry["bytes"]):
-                entry = _build_entry(out, spec, level, x, y, kids, key)
-            index[_index_key(level, x, y)] = entry
-            sha[(level, x, y)] = entry["sha256"]
+            if entry and entry["source"] == key and path.is_file() and path.stat().st_size == entry["bytes"]:
+                index[_index_key(level, x, y)], sha[(level, x, y)] = entry, entry["sha256"]
+            else:
+                stale.append((x, y, kids, key))
+        seen += len(tiles[level]) - len(stale)
+        made = map_(build_from_files, repeat(out), repeat(spec), repeat(level), [t[0] for t in stale],
+                    [t[1] for t in stale], [t[2] for t in stale])
+        for (x, y, _, key), built in zip(stale, made):
+            entry = _written(out, level, x, y, key, built)
+            index[_index_key(level, x, y)], sha[(level, x, y)] = entry, entry["sha256"]
+            seen += 1
+            if report is not None:
+                report(seen / total, f"upper tile {level}/{x},{y}")
         write_if_changed(out / HLOD_INDEX, _index_bytes({**old, **index}))  # a killed run keeps what is done
     write_if_changed(out / HLOD_INDEX, _index_bytes(index))
     return index
 
 
-def _build_entry(out: Path, spec: WorldSpec, level: int, x: int, y: int, kids: list[tuple[int, int]],
-                 key: str) -> dict:
+def build_from_files(out: Path, spec: WorldSpec, level: int, x: int, y: int, kids: list[tuple[int, int]]) -> Built:
+    """Upper tile (level, x, y) from its children's files in ``out`` (run in a worker process too)."""
     cx, cy = tile_centre(spec, level, x, y)
     parts = []
     for kx, ky in kids:
         meshes, atlas = read_glb((out / content_path(spec, level - 1, kx, ky)).read_bytes())
         kcx, kcy = tile_centre(spec, level - 1, kx, ky)
         parts.append((meshes, atlas, (kcx - cx, kcy - cy)))
-    built = build_tile(spec, level, x, y, parts)
+    return build_tile(spec, level, x, y, parts)
+
+
+def _written(out: Path, level: int, x: int, y: int, key: str, built: Built) -> dict:
+    """Write a built tile's file; its index entry."""
     path = hlod_path(level, x, y)
     write_bytes_atomic(out / path, built.glb)
     return {"level": level, "x": x, "y": y, "path": path, "sha256": sha256(built.glb), "bytes": len(built.glb),

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -164,32 +165,41 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
-def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]],
-             workers: int, client: Client | None) -> Iterator[ChunkResult]:
-    """Chunk results as they finish (on the Dask cluster of ``client`` when given); at most 2 per
-    worker in flight."""
+@contextmanager
+def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``workers`` single-threaded worker processes, or None for one: this process does the work."""
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=single_threaded) as pool:
+        yield pool
+
+
+def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]], workers: int,
+             pool: ProcessPoolExecutor | None, client: Client | None) -> Iterator[ChunkResult]:
+    """Chunk results as they finish: on the Dask cluster of ``client`` when given, else in ``pool``
+    of ``workers`` processes (at most 2 per worker in flight), else in this process."""
     if client is not None:
         from .dask_run import dask_results  # Dask is an optional extra
 
         yield from dask_results(client, spec, preset, todo)
         return
-    if workers <= 1:
+    if pool is None:
         yield from (make_chunk(spec, preset, x, y) for x, y in todo)
         return
-    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=single_threaded) as pool:
-        pending: set[Future] = set()
-        queue = iter(todo)
-        for x, y in queue:
-            pending.add(pool.submit(make_chunk, spec, preset, x, y, 1))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(make_chunk, spec, preset, *nxt, 1))
+    pending: set[Future] = set()
+    queue = iter(todo)
+    for x, y in queue:
+        pending.add(pool.submit(make_chunk, spec, preset, x, y, 1))
+        if len(pending) >= 2 * workers:
+            break
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield future.result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.add(pool.submit(make_chunk, spec, preset, *nxt, 1))
 
 
 def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
@@ -215,15 +225,19 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     remove_dead_runs_temps(out)
     chunks = list(chunks)
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
-    progress.begin("world")
     triangles = 0
-    for done, result in enumerate(_results(spec, preset, todo, workers, client), 1):
-        _commit(out, manifest, result)
-        triangles += result.triangles
-        progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
-    progress.end("world")
-    write_if_changed(out / MANIFEST, manifest_bytes(manifest))
-    write_tileset(out, spec, manifest)
+    # Upper tiles are built where chunks are (not on a Dask cluster: its workers may not see ``out``).
+    with _local_pool(workers if client is None else 1) as pool:
+        progress.begin("world")
+        for done, result in enumerate(_results(spec, preset, todo, workers, pool, client), 1):
+            _commit(out, manifest, result)
+            triangles += result.triangles
+            progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
+        progress.end("world")
+        write_if_changed(out / MANIFEST, manifest_bytes(manifest))
+        progress.begin("tiles")
+        write_tileset(out, spec, manifest, pool.map if pool else map, progress.update)
+        progress.end("tiles")
     seconds = round(time.perf_counter() - start, 3)
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
             "triangles": {"total": triangles}, "chunks": {"made": len(todo), "skipped": len(chunks) - len(todo)},

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,9 +144,11 @@ def _measured(out: Path, spec: WorldSpec, manifest: dict) -> dict:
     return {**manifest, "chunks": chunks}
 
 
-def write_tileset(out: Path, spec: WorldSpec, manifest: dict) -> None:
-    """Bring the upper tiles up to date with the manifest, then (re)write ``tileset.json``."""
+def write_tileset(out: Path, spec: WorldSpec, manifest: dict, map_: hlod.Map = map,
+                  report: Callable[[float, str], None] | None = None) -> None:
+    """Bring the upper tiles up to date with the manifest (built by ``map_``, see ``hlod.update``),
+    then (re)write ``tileset.json``."""
     manifest = _measured(out, spec, manifest)
-    upper = hlod.update(out, spec, manifest)
+    upper = hlod.update(out, spec, manifest, map_, report)
     data = (json.dumps(tileset(spec, manifest, upper), indent=1) + "\n").encode()
     write_if_changed(out / TILESET, data)
