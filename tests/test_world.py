@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,22 @@ def test_resume_after_kill_matches_uninterrupted_run(world, tmp_path):
     assert tiles(out) == tiles(world)
     assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
     assert not list(out.rglob("*.part"))
+
+
+@pytest.mark.parametrize("content, older", [(None, "an older"), (99, "a newer")])
+def test_a_world_of_another_content_is_not_extended(world, tmp_path, capsys, content, older):
+    """Chunks another SatForge made may not meet this one's at their borders: refused, nothing written."""
+    out = tmp_path / "other"
+    shutil.copytree(world, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest.pop("content")
+    (out / "manifest.json").write_text(json.dumps(manifest if content is None else {**manifest, "content": content}))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["world", "--out", str(out), "--tiles", "2:2,0:0", "--progress", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{older} SatForge made" in err[0] and "another --out" in err[0], err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("args", [["--tiles", "3:1,0:0"], ["--tiles", "0:0", "--chunk-size", "100.3"],

@@ -23,6 +23,10 @@ from .inputs import WorldInputs
 from .source import Style
 
 FORMAT = "satforge.world/1"
+# What chunks show, as the code that makes them draws it: bump with every change to a chunk's bytes
+# (the generator, the view of the world, meshing, baking). A world holds chunks of one content, so
+# its neighbours meet at every border; manifests written before it was recorded hold content 0.
+CONTENT = 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class WorldSpec:
     crs_units: str = "metre"
     inputs: WorldInputs | None = None          # None: the procedural world alone
     style: Style = field(default_factory=Style)  # the procedural world's knobs (from the inputs' statistics)
+    content: int = CONTENT   # the code's version of what chunks show (CONTENT)
 
     @property
     def palette(self) -> str:
@@ -57,6 +62,7 @@ class WorldSpec:
         fields = {k: header[k] for k in cls.__dataclass_fields__ if k in header}
         fields["inputs"] = WorldInputs.from_dict(header["inputs"]) if header.get("inputs") else None
         fields["style"] = Style(**header["style"]) if header.get("style") else Style()
+        fields["content"] = header.get("content", 0)
         return cls(**fields)
 
     def stored_preset(self) -> Preset:
@@ -103,6 +109,12 @@ def read_manifest(out: Path, spec: WorldSpec) -> dict:
     manifest = existing_header(out)
     if manifest is None:
         return {**spec.header(), "chunks": {}}
+    made = manifest.get("content", 0)
+    if made != spec.content:
+        older = "an older" if made < spec.content else "a newer"
+        raise InputError("--out", f"{out} holds chunks that {older} SatForge made (world content {made}, this one "
+                         f"makes {spec.content}): they would not meet new chunks at their borders",
+                         "finish that world with the SatForge that began it, or make it again in another --out")
     # A setting added after the manifest was written had its default then.
     old = {k: manifest.get(k, v) for k, v in spec.header().items() if k != "satforge"}
     new = {k: v for k, v in spec.header().items() if k != "satforge"}
