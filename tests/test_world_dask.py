@@ -21,7 +21,7 @@ from satforge.cli import main  # noqa: E402
 from satforge.world import dask_run, run  # noqa: E402
 
 ARGS = ["--chunk-size", "32", "--lods", "2", "--seed", "19", "--progress", "none"]
-TILES = "0:1,0:1"
+TILES, CHUNKS = "0:2,0:1", 6  # more than 4 chunks: upper tiles are built on the cluster too
 DASK = str(Path(sys.executable).with_name("dask"))
 START_S = 60  # a scheduler or worker not up by then fails the test instead of hanging it
 
@@ -91,11 +91,13 @@ def commits(monkeypatch) -> Counter:
     return counts
 
 
-def test_scheduler_world_is_byte_identical_to_local(cluster, local_world, tmp_path, commits):
+def test_scheduler_world_is_byte_identical_to_local(cluster, local_world, tmp_path, commits, monkeypatch):
     out = tmp_path / "w"
+    monkeypatch.setattr(run, "serial_map", None)  # upper tiles too are built on the cluster, not here
     assert main(["world", "--out", str(out), "--tiles", TILES, "--scheduler", cluster[0], *ARGS]) == 0
     assert _files(out) == local_world
-    assert set(commits.values()) == {1} and len(commits) == 4
+    assert len([name for name in local_world if name.startswith("tiles/hlod/1/")]) == 2
+    assert set(commits.values()) == {1} and len(commits) == CHUNKS
 
 
 def test_resume_through_the_environment_variable(cluster, local_world, tmp_path, commits, monkeypatch):
@@ -106,7 +108,7 @@ def test_resume_through_the_environment_variable(cluster, local_world, tmp_path,
     monkeypatch.setenv(dask_run.ADDRESS_ENV, cluster[0])
     assert main(["world", "--out", str(out), "--tiles", TILES, *ARGS]) == 0
     assert _files(out) == local_world
-    assert commits == Counter({(0, 0): 1, (1, 0): 1, (0, 1): 1, (1, 1): 1}), "each chunk made once in all"
+    assert commits == Counter({(x, y): 1 for x in range(3) for y in range(2)}), "each chunk made once in all"
 
 
 def test_killed_worker_is_retried_and_the_world_completes(cluster, local_world, tmp_path, commits):
@@ -126,7 +128,7 @@ def test_killed_worker_is_retried_and_the_world_completes(cluster, local_world, 
         driver.join(timeout=120)
     assert codes == [0]
     assert _files(out) == local_world
-    assert set(commits.values()) == {1} and len(commits) == 4, "each chunk committed once"
+    assert set(commits.values()) == {1} and len(commits) == CHUNKS, "each chunk committed once"
 
 
 def test_resume_after_the_driver_is_killed(cluster, local_world, tmp_path):
@@ -142,7 +144,7 @@ def test_resume_after_the_driver_is_killed(cluster, local_world, tmp_path):
     finally:
         driver.kill()
         driver.wait(timeout=30)
-    assert 1 <= len(json.loads((out / "manifest.json").read_text())["chunks"]) < 4, "the kill should land mid-run"
+    assert 1 <= len(json.loads((out / "manifest.json").read_text())["chunks"]) < CHUNKS, "the kill should land mid-run"
     assert main(["world", "--out", str(out), "--tiles", TILES, "--scheduler", cluster[0], *ARGS]) == 0
     assert _files(out) == local_world
 
@@ -189,7 +191,7 @@ def test_worker_with_another_version_is_refused(cluster, tmp_path, capsys, monke
 
 def test_task_on_a_worker_with_another_version_refuses_to_run():
     with pytest.raises(dask_run.WorkerVersionError):
-        dask_run._chunk("0.0.0-other", None, None, 0, 0)
+        dask_run._checked("0.0.0-other", print, "never printed")
 
 
 def test_without_dask_installed_is_a_one_line_user_error(tmp_path, capsys, monkeypatch):

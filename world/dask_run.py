@@ -1,6 +1,7 @@
 """Chunks as tasks on a Dask cluster (``satforge world --scheduler``), for worlds made on many machines.
 
-Workers only compute: each task returns a ``ChunkResult`` (every LOD's GLB bytes), and this process
+Workers only compute: each task returns a ``ChunkResult`` (every LOD's GLB bytes) or an upper tile
+(``hlod.Built``, made from its children's bytes sent with the task), and this process
 (the driver) writes the files and commits the manifest exactly as with local workers. So no shared
 filesystem is needed and the manifest stays the one commit point. A task is keyed by chunk and world
 and each finished key is committed once; the scheduler reruns the tasks of a lost worker elsewhere
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,9 @@ from .. import __version__
 from ..core.errors import InputError
 from ..core.presets import Preset
 from .chunk import ChunkResult, make_chunk
+from .hlod import Map
 from .layout import WorldSpec
-from .run import single_threaded
+from .run import ordered_map, single_threaded
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -83,12 +85,13 @@ def _check_versions(client: Client) -> None:
                              f"install satforge {__version__} on every worker")
 
 
-def _chunk(version: str, spec: WorldSpec, preset: Preset, x: int, y: int) -> ChunkResult:
-    """One chunk on a worker, with one torch thread per task as local workers have."""
+def _checked(version: str, fn: Callable, *args):
+    """fn(*args) on a worker that runs the driver's satforge, with one torch thread per task as
+    local workers have."""
     if version != __version__:
         raise WorkerVersionError(f"a worker runs satforge {__version__}, this process {version}")
     single_threaded()
-    return make_chunk(spec, preset, x, y, 1)
+    return fn(*args)
 
 
 def _slots(client: Client) -> int:
@@ -96,7 +99,7 @@ def _slots(client: Client) -> int:
     return IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
 
 
-def _result(future: Future) -> ChunkResult:
+def _result(future: Future):
     try:
         return future.result()
     except WorkerVersionError as err:
@@ -115,8 +118,8 @@ def dask_results(client: Client, spec: WorldSpec, preset: Preset,
     queue = iter(todo)
 
     def submit(x: int, y: int) -> Future:
-        return client.submit(_chunk, __version__, spec, preset, x, y, key=f"satforge-chunk-x{x}-y{y}-{world}",
-                             retries=RETRIES)
+        return client.submit(_checked, __version__, make_chunk, spec, preset, x, y, 1,
+                             key=f"satforge-chunk-x{x}-y{y}-{world}", retries=RETRIES)
 
     finished = as_completed([submit(x, y) for x, y in itertools.islice(queue, _slots(client))], loop=client.loop)
     for future in finished:
@@ -125,3 +128,9 @@ def dask_results(client: Client, spec: WorldSpec, preset: Preset,
         for x, y in itertools.islice(queue, max(0, _slots(client) - finished.count())):
             finished.add(submit(x, y))
         yield result
+
+
+def dask_map(client: Client) -> Map:
+    """``hlod.Map`` on the cluster (upper tiles: their children's bytes go with each task)."""
+    return ordered_map(lambda fn, *args: client.submit(_checked, __version__, fn, *args, retries=RETRIES),
+                       _slots(client), _result)

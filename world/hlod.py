@@ -22,8 +22,8 @@ level a viewer draws, a tile costs at most what a chunk costs:
 Incremental: a tile is rebuilt only when what it is made from changed (the SHA-256 of its children's
 files, the world's settings, the builder's version), so adding chunks rebuilds only their ancestors,
 and a killed run resumes where it stopped. The tiles of a level are independent: worker processes
-build them (``update``'s ``map_``); only the parent process writes, every file atomically, the
-index after each level.
+or a Dask cluster's build them (``update``'s ``map_``); only the parent process writes, every file
+atomically, the index after each level.
 """
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ import json
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,12 @@ ROOT_CHILDREN = 4            # the quadtree stops at the first level with at mos
 GRID_OVERSAMPLING = 4        # terrain grid triangles per triangle of the terrain's budget, before simplifying
 
 Part = tuple[list[TexturedMesh], np.ndarray, tuple[float, float]]  # meshes, atlas, offset into the tile
-Map = Callable[..., Iterator]  # map(fn, *iterables): the builtin, or a process pool's
+Map = Callable[[Callable, Iterable[tuple]], Iterator]  # (fn, argument tuples) -> fn's results, in order
+
+
+def serial_map(fn: Callable, jobs: Iterable[tuple]) -> Iterator:
+    """``Map`` in this process."""
+    return (fn(*job) for job in jobs)
 
 
 def levels(chunks: Iterable[tuple[int, int]]) -> list[list[tuple[int, int]]]:
@@ -277,12 +281,13 @@ def _index_bytes(tiles: dict) -> bytes:
     return (json.dumps({"format": VERSION, "tiles": dict(sorted(tiles.items()))}, indent=1) + "\n").encode()
 
 
-def update(out: Path, spec: WorldSpec, manifest: dict, map_: Map = map,
+def update(out: Path, spec: WorldSpec, manifest: dict, map_: Map = serial_map,
            report: Callable[[float, str], None] | None = None) -> dict:
     """Bring the upper tiles of ``out`` up to date with the manifest's chunks; returns the index's
-    tiles ({"L/X,Y": entry}) of the current quadtree. The tiles of a level are built by ``map_``
-    (``map``, or a process pool's: they read their children's files and return bytes; this process
-    writes), each level after the one below is written; ``report(fraction, message)`` hears of each."""
+    tiles ({"L/X,Y": entry}) of the current quadtree. ``map_`` builds the stale tiles of a level
+    (``build_from_glbs`` on their children's bytes, read as it asks for them: in this process, or
+    on workers that need not see ``out``); this process writes each, the index after each level,
+    and ``report(fraction, message)`` hears of each."""
     tiles = levels((e["x"], e["y"]) for e in manifest["chunks"].values())
     below = children(tiles)
     sha = {(0, e["x"], e["y"]): e["files"][-1]["sha256"] for e in manifest["chunks"].values()}
@@ -300,9 +305,9 @@ def update(out: Path, spec: WorldSpec, manifest: dict, map_: Map = map,
             else:
                 stale.append((x, y, kids, key))
         seen += len(tiles[level]) - len(stale)
-        made = map_(build_from_files, repeat(out), repeat(spec), repeat(level), [t[0] for t in stale],
-                    [t[1] for t in stale], [t[2] for t in stale])
-        for (x, y, _, key), built in zip(stale, made):
+        jobs = ((spec, level, x, y, [(kid, (out / content_path(spec, level - 1, *kid)).read_bytes()) for kid in kids])
+                for x, y, kids, _ in stale)
+        for (x, y, _, key), built in zip(stale, map_(build_from_glbs, jobs)):
             entry = _written(out, level, x, y, key, built)
             index[_index_key(level, x, y)], sha[(level, x, y)] = entry, entry["sha256"]
             seen += 1
@@ -313,12 +318,13 @@ def update(out: Path, spec: WorldSpec, manifest: dict, map_: Map = map,
     return index
 
 
-def build_from_files(out: Path, spec: WorldSpec, level: int, x: int, y: int, kids: list[tuple[int, int]]) -> Built:
-    """Upper tile (level, x, y) from its children's files in ``out`` (run in a worker process too)."""
+def build_from_glbs(spec: WorldSpec, level: int, x: int, y: int,
+                    kids: list[tuple[tuple[int, int], bytes]]) -> Built:
+    """Upper tile (level, x, y) from its children's GLB bytes ((child x, child y), bytes)."""
     cx, cy = tile_centre(spec, level, x, y)
     parts = []
-    for kx, ky in kids:
-        meshes, atlas = read_glb((out / content_path(spec, level - 1, kx, ky)).read_bytes())
+    for (kx, ky), glb in kids:
+        meshes, atlas = read_glb(glb)
         kcx, kcy = tile_centre(spec, level - 1, kx, ky)
         parts.append((meshes, atlas, (kcx - cx, kcy - cy)))
     return build_tile(spec, level, x, y, parts)

@@ -1,6 +1,6 @@
 """Make a range of chunks: skip the finished ones, run the rest (in worker processes, or on a Dask
 cluster (dask_run), when asked), write each chunk's files, then commit it in the manifest; finally
-rewrite the tileset.
+bring the upper tiles (built where the chunks were) and the tileset up to date.
 
 Only this (parent) process writes: files first (atomically), then the manifest (atomically), so a
 kill at any moment leaves every committed chunk intact and at worst uncommitted files that the next
@@ -13,11 +13,12 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.atomic import write_bytes_atomic
 from ..core.contract import INPUT_ROLES, MANIFEST, MAX_CHUNKS_PER_RUN, TILESET, chunk_committed, chunk_key, tile_path
@@ -28,6 +29,7 @@ from ..core.presets import Preset, load_preset, preset_values
 from ..core.progress import Progress, peak_rss_mb
 from . import source
 from .chunk import ChunkResult, make_chunk, terrain_step
+from .hlod import Map, serial_map
 from .inputs import check_unchanged, open_inputs
 from .layout import (
     WorldSpec,
@@ -202,6 +204,29 @@ def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]], worke
                 pending.add(pool.submit(make_chunk, spec, preset, *nxt, 1))
 
 
+def ordered_map(submit: Callable[..., Future], slots: int, result: Callable[[Future], Any] = Future.result) -> Map:
+    """``hlod.Map`` over futures ``submit(fn, *args)``: results in order, at most ``slots`` tasks in
+    flight (so the arguments held, children's bytes, stay bounded); ``result`` unwraps each."""
+    def map_(fn: Callable, jobs: Iterable[tuple]) -> Iterator:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(submit(fn, *job))
+            if len(pending) >= slots:
+                yield result(pending.popleft())
+        while pending:
+            yield result(pending.popleft())
+    return map_
+
+
+def _tile_map(pool: ProcessPoolExecutor | None, workers: int, client: Client | None) -> Map:
+    """Where upper tiles are built: where the chunks were."""
+    if client is not None:
+        from .dask_run import dask_map
+
+        return dask_map(client)
+    return serial_map if pool is None else ordered_map(pool.submit, 2 * workers)
+
+
 def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
     files = []
     for lod, data in enumerate(result.glbs):
@@ -226,7 +251,6 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     chunks = list(chunks)
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
     triangles = 0
-    # Upper tiles are built where chunks are (not on a Dask cluster: its workers may not see ``out``).
     with _local_pool(workers if client is None else 1) as pool:
         progress.begin("world")
         for done, result in enumerate(_results(spec, preset, todo, workers, pool, client), 1):
@@ -236,7 +260,7 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
         progress.end("world")
         write_if_changed(out / MANIFEST, manifest_bytes(manifest))
         progress.begin("tiles")
-        write_tileset(out, spec, manifest, pool.map if pool else map, progress.update)
+        write_tileset(out, spec, manifest, _tile_map(pool, workers, client), progress.update)
         progress.end("tiles")
     seconds = round(time.perf_counter() - start, 3)
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,

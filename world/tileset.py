@@ -144,7 +144,7 @@ def _measured(out: Path, spec: WorldSpec, manifest: dict) -> dict:
     return {**manifest, "chunks": chunks}
 
 
-def write_tileset(out: Path, spec: WorldSpec, manifest: dict, map_: hlod.Map = map,
+def write_tileset(out: Path, spec: WorldSpec, manifest: dict, map_: hlod.Map = hlod.serial_map,
                   report: Callable[[float, str], None] | None = None) -> None:
     """Bring the upper tiles up to date with the manifest (built by ``map_``, see ``hlod.update``),
     then (re)write ``tileset.json``."""
