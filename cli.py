@@ -139,8 +139,10 @@ def _world_parser(sub) -> None:
                        "the preset values it was made with")
     world.add_argument("--generator", help=f"a chunk-safe generator (default: default). {_generators_help()}")
     _weights_arguments(world)
-    world.add_argument("--workers", type=int, default=1, help="chunks made in parallel processes (with "
-                       "--scheduler local: the LocalCluster's; a remote scheduler has its own workers)")
+    world.add_argument("--workers", type=int, default=None,
+                       help="cores to use: chunks made at once, one core each (default: every core, as far as "
+                       "memory allows; with --scheduler local: the LocalCluster's processes; a remote scheduler "
+                       "has its own workers)")
     world.add_argument("--scheduler", metavar="ADDRESS", help="make the chunks on a Dask cluster: "
                        "tcp://HOST:8786, or local (default: $DASK_SCHEDULER_ADDRESS, else local processes; "
                        "needs satforge[dask])")
@@ -157,10 +159,11 @@ def _run_world(args: argparse.Namespace, progress) -> dict:
     from .core.output_dir import check_out_dir
     from .world.dask_run import connect, scheduler_address
     from .world.lock import world_lock
-    from .world.run import parse_tiles, run_world, world_settings
+    from .world.run import default_workers, parse_tiles, run_world, world_settings
 
-    if args.workers < 1:
-        raise InputError("--workers", f"{args.workers} workers", "use 1 or more")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise InputError("--workers", f"{workers} workers", "use 1 or more")
     if args.wait is not None and not args.wait >= 0:
         raise InputError("--wait", f"{args.wait} seconds", "use 0 or more seconds")
     tiles = parse_tiles(args.tiles, args.max_chunks)
@@ -184,10 +187,10 @@ def _run_world(args: argparse.Namespace, progress) -> dict:
     with world_lock(args.out, args.wait, waiting):
         spec, preset = world_settings(args.out, files, options)
         if address is None:
-            return run_world(args.out, spec, preset, tiles, args.workers, progress)
+            return run_world(args.out, spec, preset, tiles, workers, progress)
         # Connected before run_world writes anything: an unreachable cluster leaves no trace.
-        with connect(address, args.workers) as client:
-            return run_world(args.out, spec, preset, tiles, args.workers, progress, client)
+        with connect(address, workers) as client:
+            return run_world(args.out, spec, preset, tiles, workers, progress, client)
 
 
 def _formats(text: str) -> list[str]:

@@ -100,10 +100,11 @@ def tiles_arg(x0: int, x1: int, y0: int, y1: int) -> str:
 
 
 def world_argv(python: str, world_dir: Path, tiles: tuple[int, int, int, int], settings: dict | None = None,
-               workers: int = 1) -> list[str]:
+               workers: int = 0) -> list[str]:
     """``satforge world`` for a range of chunks. ``settings`` only for a new world: on an existing
     one the CLI takes every setting (seed, chunk size, LODs, preset, input rasters) from its
-    manifest, so the add-on never has to keep up with what a manifest holds."""
+    manifest, so the add-on never has to keep up with what a manifest holds. ``workers`` 0: the
+    CLI's default, every core."""
     argv = [python, "-m", "satforge", "world", "--out", str(world_dir), tiles_arg(*tiles)]
     for key, option in (("chunk_size", "--chunk-size"), ("lods", "--lods"), ("seed", "--seed"),
                         ("preset", "--preset"), ("gsd", "--gsd")):
@@ -112,6 +113,6 @@ def world_argv(python: str, world_dir: Path, tiles: tuple[int, int, int, int], s
             argv += [option, repr(float(value)) if isinstance(value, float) else str(value)]
     if settings and settings.get("generator"):
         argv += weights_argv(settings["generator"], settings.get("weights"))
-    if workers > 1:
+    if workers > 0:
         argv += ["--workers", str(workers)]
     return argv + ["--progress", "json"]

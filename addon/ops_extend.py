@@ -101,7 +101,8 @@ class SATFORGE_OT_extend_terrain(WorkerOperator, bpy.types.Operator):
     seed: IntProperty(name="Seed", default=0, min=0, description="New worlds only")
     preset: StringProperty(name="Preset", default="game", description="New worlds only")
     gsd: FloatProperty(name="GSD", default=0.5, min=0.1, max=5.0, description="New worlds only")
-    workers: IntProperty(name="Workers", default=1, min=1, max=64, description="Chunks made in parallel")
+    workers: IntProperty(name="Workers", default=0, min=0, max=64,
+                         description="Cores to use, a chunk on each at once; 0: every core")
     timeout: FloatProperty(name="Timeout", default=0.0, min=0.0,
                            description="Seconds before a synchronous run gives up; 0: no limit")
 

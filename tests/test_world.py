@@ -67,9 +67,11 @@ def test_chunk_alone_equals_chunk_in_a_larger_run(world, tmp_path):
         assert (alone / name).read_bytes() == (world / name).read_bytes()
 
 
-def test_two_workers_make_the_same_bytes(world, tmp_path):
-    out = tmp_path / "two"
-    assert main(["world", "--out", str(out), "--tiles", "0:1,0:1", "--workers", "2", *ARGS]) == 0
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_any_number_of_workers_makes_the_same_bytes(world, tmp_path, workers):
+    """One core in this process, or 3 processes (the fixture: every core)."""
+    out = tmp_path / "w"
+    assert main(["world", "--out", str(out), "--tiles", "0:1,0:1", "--workers", workers, *ARGS]) == 0
     assert tiles(out) == tiles(world)
     assert (out / "manifest.json").read_bytes() == (world / "manifest.json").read_bytes()
 
@@ -110,9 +112,24 @@ def test_same_range_twice_does_nothing(world):
     assert {p: p.stat().st_mtime_ns for p in world.rglob("*") if p.is_file()} == before
 
 
+def _running(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (Linux /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            pass  # gone meanwhile
+    return found
+
+
 def test_resume_after_kill_matches_uninterrupted_run(world, tmp_path):
+    """kill -9 of a run with worker processes: its workers go with it (they would hold the world's
+    lock), and the next run finishes the world as one run would have."""
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "satforge", "world", "--out", str(out), "--tiles", "0:1,0:1", *ARGS]
+    cmd = [sys.executable, "-m", "satforge", "world", "--out", str(out), "--tiles", "0:1,0:1", *ARGS,
+           "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (out / "manifest.json").exists() and time.time() < deadline and proc.poll() is None:
@@ -120,6 +137,11 @@ def test_resume_after_kill_matches_uninterrupted_run(world, tmp_path):
     time.sleep(0.3)  # into the next chunk's work (or its writes)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    if sys.platform.startswith("linux"):
+        deadline = time.time() + 10
+        while _running(str(out)) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not _running(str(out)), "the killed run's workers outlived it"
     committed = json.loads((out / "manifest.json").read_text())["chunks"]
     assert 1 <= len(committed) < 4, "the kill should land mid-run"
     make_world(out, "0:1,0:1")

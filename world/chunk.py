@@ -18,7 +18,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,6 +206,15 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
                                  "chunk": [x, y], "lod": lod, "chunk_size_m": spec.chunk_size})
 
 
+class _InTurn:
+    """An executor that runs each task when it is submitted, in the caller's thread."""
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
 def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | None = None) -> ChunkResult:
     """Every LOD of chunk (x, y): a pure function of (spec, preset, x, y).
 
@@ -219,8 +230,8 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     if objects is not None:
         scene, cut = generator.generate(objects.tile, settings, lambda *_: None), objects.cut()
     # The background thread prepares the bake's sources while the terrain and the first LOD's
-    # meshes are made, then encodes each LOD's file while the next one is made.
-    with ThreadPoolExecutor(1) as background:
+    # meshes are made, then encodes each LOD's file while the next one is made (on one core: in turn).
+    with ThreadPoolExecutor(1) if threads != 1 else nullcontext(_InTurn()) as background:
         field = None if scene is None else background.submit(lambda: bake_field(_only_objects(scene)))
         src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, cut,
                        _TerrainImages(spec, view, x, y), field)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from ..core.contract import INPUT_ROLES, MANIFEST, MAX_CHUNKS_PER_RUN, TILESET, 
 from ..core.errors import InputError
 from ..core.generators import Generator, get_generator
 from ..core.inputs import InputFiles
+from ..core.isolated import cores
 from ..core.presets import Preset, load_preset, preset_values
 from ..core.progress import Progress, peak_rss_mb
 from . import source
@@ -149,15 +151,42 @@ def check_spec(spec: WorldSpec) -> None:
         raise InputError("band", f"{spec.band} m is narrower than the largest object", "widen it")
 
 
+PR_SET_PDEATHSIG = 1     # Linux prctl: a signal the kernel sends a process when its parent dies
+WORKER_MEMORY_GB = 1.5  # a worker's room: a 128 m photo-only chunk peaks near 0.5 GB, larger chunks take more
+
+
+def default_workers() -> int:
+    """Every core, as far as memory gives each worker WORKER_MEMORY_GB."""
+    try:
+        memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): cores alone
+        return cores()
+    return max(1, min(cores(), int(memory_gb / WORKER_MEMORY_GB)))
+
+
 def single_threaded() -> None:
-    """Worker initializer: one thread of maths per worker (the bake gets threads=1), so N workers
-    keep N cores busy instead of fighting over them (Dask tasks call it too). torch is imported
-    only by the generators that need it: before, its thread count comes from the environment."""
+    """Worker initializer: one thread of maths per worker for the libraries (OpenMP, torch; the
+    bake's threads are make_chunk's), so N workers keep N cores busy instead of fighting over them
+    (Dask tasks call it too). torch is imported only by the generators that need it: before, its
+    thread count comes from the environment."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def _worker_start(parent: int) -> None:
+    """Local worker initializer: die with the parent, then one thread of maths (``single_threaded``).
+    A forked worker holds the parent's world lock (one open file, shared): an orphan, left by a
+    kill -9 of the parent, would wait for work forever and keep every later run of the world waiting."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+    single_threaded()
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -173,27 +202,28 @@ def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=single_threaded) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_start,
+                             initargs=(os.getpid(),)) as pool:
         yield pool
 
 
-def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]], workers: int,
+def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]], processes: int, threads: int,
              pool: ProcessPoolExecutor | None, client: Client | None) -> Iterator[ChunkResult]:
     """Chunk results as they finish: on the Dask cluster of ``client`` when given, else in ``pool``
-    of ``workers`` processes (at most 2 per worker in flight), else in this process."""
+    of ``processes`` (at most 2 per process in flight), else in this process; each on ``threads`` cores."""
     if client is not None:
         from .dask_run import dask_results  # Dask is an optional extra
 
         yield from dask_results(client, spec, preset, todo)
         return
     if pool is None:
-        yield from (make_chunk(spec, preset, x, y) for x, y in todo)
+        yield from (make_chunk(spec, preset, x, y, threads) for x, y in todo)
         return
     pending: set[Future] = set()
     queue = iter(todo)
     for x, y in queue:
-        pending.add(pool.submit(make_chunk, spec, preset, x, y, 1))
-        if len(pending) >= 2 * workers:
+        pending.add(pool.submit(make_chunk, spec, preset, x, y, threads))
+        if len(pending) >= 2 * processes:
             break
     while pending:
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -201,7 +231,7 @@ def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]], worke
             yield future.result()
             nxt = next(queue, None)
             if nxt is not None:
-                pending.add(pool.submit(make_chunk, spec, preset, *nxt, 1))
+                pending.add(pool.submit(make_chunk, spec, preset, *nxt, threads))
 
 
 def ordered_map(submit: Callable[..., Future], slots: int, result: Callable[[Future], Any] = Future.result) -> Map:
@@ -242,7 +272,9 @@ def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
 def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple[int, int]],
               workers: int, progress: Progress, client: Client | None = None) -> dict:
     """Make every chunk of ``chunks`` not already in ``out``, on the Dask cluster of ``client``
-    when given (``dask_run.connect``), else in ``workers`` local processes; returns a report."""
+    when given (``dask_run.connect``), else on ``workers`` cores: as many single-threaded worker
+    processes as there are chunks to make, the cores left over as threads of each (one process:
+    this one); returns a report."""
     check_spec(spec)
     start = time.perf_counter()
     manifest = read_manifest(out, spec)
@@ -251,16 +283,18 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     chunks = list(chunks)
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
     triangles = 0
-    with _local_pool(workers if client is None else 1) as pool:
+    processes = 1 if client is not None else max(1, min(workers, len(todo)))
+    threads = max(1, workers // processes)
+    with _local_pool(processes) as pool:
         progress.begin("world")
-        for done, result in enumerate(_results(spec, preset, todo, workers, pool, client), 1):
+        for done, result in enumerate(_results(spec, preset, todo, processes, threads, pool, client), 1):
             _commit(out, manifest, result)
             triangles += result.triangles
             progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
         progress.end("world")
         write_if_changed(out / MANIFEST, manifest_bytes(manifest))
         progress.begin("tiles")
-        write_tileset(out, spec, manifest, _tile_map(pool, workers, client), progress.update)
+        write_tileset(out, spec, manifest, _tile_map(pool, processes, client), progress.update)
         progress.end("tiles")
     seconds = round(time.perf_counter() - start, 3)
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
