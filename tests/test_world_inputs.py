@@ -153,8 +153,10 @@ def test_ground_eases_into_the_procedural_world(world):
 
 def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
     """A river crossing the input's east edge goes on beyond it at the edge's level, where the
-    procedural relief eased in around it is not level; its banks rise without a step."""
-    from tiles import WATER, write_tile
+    procedural relief eased in around it is not level; its banks rise without a step. It goes on
+    straight out at the width it crosses with and ends round 96 m out; a paved yard (too wide for a
+    road) and a path (too narrow) that reach the edge do not go on."""
+    from tiles import ROAD, WATER, write_tile
 
     from satforge.core.inputs import InputFiles
     from satforge.world.run import world_settings
@@ -162,6 +164,8 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
     tile = {k: v.copy() for k, v in city_tile.items()}
     river = slice(100, 120)  # rows: y from 68 to 78 m, x from 60 m to the east edge at 128 m
     tile["semantic"][river, 120:], tile["ndsm"][river, 120:], tile["rgb"][river, 120:] = WATER, 0, (30, 56, 84)
+    for rows, west in ((slice(148, 152), 120), (slice(160, 240), 180)):  # a 2 m path (y 52-54), a 40 m yard (y 8-48)
+        tile["semantic"][rows, west:], tile["ndsm"][rows, west:], tile["rgb"][rows, west:] = ROAD, 0, (90, 90, 92)
     paths = write_tile(tmp_path / "in", tile, gsd=GSD)
     spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=paths["rgb"], height=paths["ndsm"],
                                                         semantic=paths["semantic"]), {"chunk_size": 64.0, "seed": 5})
@@ -175,6 +179,19 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
     ys = np.arange(64.0, 128.0, 0.25)
     across = view.ground(np.full_like(ys, 185.0), ys)
     assert np.abs(np.diff(across)).max() < 0.25, "banks rise without a step"
+
+    end = open_view(spec, 3, 1)  # x from 192 m: the river's end, 96 m out at its middle
+    centre, side = np.full(4, 73.0), np.full(4, 68.25)
+    assert (end.ground_class(np.array([210.0, 218.0, 221.0, 223.0]), centre) == WATER).all()
+    assert (end.ground_class(np.array([210.0, 216.0, 218.0, 219.0]), side) == WATER).all()
+    assert (end.ground_class(np.array([222.0, 223.0, 226.0, 240.0]), side) != WATER).all()
+    assert end.ground_class(np.array([224.5]), np.array([73.0]))[0] != WATER
+
+    south = open_view(spec, 2, 0)  # beside the path and the yard
+    xs = np.arange(129.0, 190.0, 1.0)
+    assert (south.ground_class(xs, np.full_like(xs, 60.0)) == ROAD).all()  # the tile's own road goes on
+    for y in (53.0, 12.0, 24.0, 36.0):  # (a procedural street runs along y = 41 to 48 m)
+        assert (south.ground_class(xs, np.full_like(xs, y)) == ROAD).mean() < 0.2, y
 
 
 def test_buildings_the_edge_cuts_go_on_straight_or_end_there(city_tile, tmp_path):

@@ -7,13 +7,14 @@ its window, and the objects it owns. Two kinds of world:
   procedural relief over HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the
   distance to the input area), so there is no step or line at the hand-over; continued water
   stays at the edge's level, its banks rising to the relief over BANK_M. What the edge cuts
-  goes on beyond it, taken from the input's mirror image across the edge (the reflection): water
-  and roads for up to MIRROR_M, narrowing to nothing from TAPER_FROM_M; trees up to about
-  OBJECT_MIRROR_M, buildings up to source.MIRRORED_M, so an object the edge cuts becomes a whole
-  one (a canopy with a rim, a building with its walls) instead of ending in a cliff. Objects'
-  mirror images are sheared along the edge by the buildings' slant there, so slanted buildings go
-  on straight, not as chevrons; buildings grazing the edge end at it. The window reads the inputs'
-  cells it reflects (and shears) as well (``analysis_cells``).
+  goes on beyond it: water and roads that cross it straight out, at the width they cross it with,
+  ending round at MIRROR_M (``_edge_profiles``); trees up to
+  about OBJECT_MIRROR_M and buildings up to source.MIRRORED_M taken from the input's mirror image
+  across the edge (the reflection), so an object the edge cuts becomes a whole one (a canopy with
+  a rim, a building with its walls) instead of ending in a cliff. Objects' mirror images are
+  sheared along the edge by the buildings' slant there, so slanted buildings go on straight, not as
+  chevrons; buildings grazing the edge end at it. The window reads the inputs' cells it reflects
+  (and shears) as well (``analysis_cells``).
 
 Every method is a pure function of world position (and the spec): windows are sampled through
 global grid indices, so two chunks asking about one point get the same bits.
@@ -61,18 +62,19 @@ EDGE_CELL_M = 4.0       # the hand-over's edge colour: the photo in blocks of th
 EDGE_SAMPLES = 5        # ... sampled EDGE_SAMPLES x EDGE_SAMPLES times, EDGE_CELL_M apart, and averaged
 VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
 MIRROR_M = 96.0          # water and roads the input's edge cuts go on this far beyond it ...
-CROSS_M = 16.0           # ... when they cross it: run inward from it at least this far ...
-TAPER_FROM_M = 64.0      # ... at full width up to here, then keeping only cells whose distance
-TAPER = 0.25             # to the feature's side is at least TAPER * (distance - TAPER_FROM_M) ...
-DEPTH_CAP_M = TAPER * (MIRROR_M - TAPER_FROM_M)  # ... (so nothing is left at MIRROR_M)
+# ... where they cross it: (depth, share, least, most): they fill more than ``share`` of the first
+# ``depth`` metres inward from it over ``least`` to ``most`` metres along it (roads are long and
+# narrow; narrower runs are paths or noise, wider ones yards and squares) ...
+CROSSINGS = {SurfaceKind.WATER: (16.0, 0.5, 4.0, math.inf), SurfaceKind.ROAD: (32.0, 0.6, 4.0, 24.0)}
+END_RADIUS_M = 20.0      # ... and end in a half disc across their width (a wider one: its corners rounded so)
 OBJECT_MIRROR_M = 0.8 * source.MIRRORED_M  # objects the edge cuts go on about this far beyond it (x 0.75 .. 1.25)
 BANK_M = 8.0             # beyond the input, ground rises from continued water to the relief over this
 ATTACH_M = source.MIRRORED_M  # an object is continued if it reaches the edge within this many metres of steps
 SLANT_M = 4.0            # the buildings' direction near an edge is measured over this (Gaussian sigma) ...
 MAX_SLANT = 0.5          # ... and continued objects shift along the edge at most this far per metre out
 SHEAR_M = 2 * MAX_SLANT * source.MIRRORED_M  # so their sources lie at most this far from their reflections
-REACH_M = max(DEPTH_CAP_M, CROSS_M, SHEAR_M + ATTACH_M) + 4.0  # cells read round reflected ones (filters, depths...)
-CONTINUED_KINDS = (SurfaceKind.WATER, SurfaceKind.ROAD)
+# Cells read round reflected ones (filters, depths, crossings...):
+REACH_M = max(2 * END_RADIUS_M, *(c[0] for c in CROSSINGS.values()), SHEAR_M + ATTACH_M) + 4.0
 OBJECT_KINDS = (SurfaceKind.BUILDING, SurfaceKind.VEGETATION)
 CONTEXT_M = 3.0          # cut objects are meshed this far past the chunk square (``core.convert.Cut``)
 
@@ -431,42 +433,52 @@ class InputView(ProceduralView):
         return self.scheme.kind_lut()[self.cell_classes]
 
     @cached_property
-    def _feature_depth(self) -> np.ndarray:
-        """On the analysis cells: metres from each water or road cell to the nearest cell of another
-        kind, at most DEPTH_CAP_M (0 off them). Cells within REACH_M of the block's edge may be
-        wrong; no reflected position lies there."""
-        kinds = self._cell_kinds
-        depth = np.zeros(kinds.shape, np.float32)
-        for kind in CONTINUED_KINDS:
-            mask = kinds == kind
-            if mask.any():
-                depth[mask] = ndimage.distance_transform_edt(mask)[mask] * self.cells.gsd
-        return np.minimum(depth, DEPTH_CAP_M)
+    def _edge_profiles(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """Per edge of the input area (west, east, south, north), along it on the analysis cells
+        (rows for west and east, columns for south and north): the class of the water or road that
+        crosses the edge there (the class of the edge's own cell, crossing as CROSSINGS asks: a road
+        along the edge does not cross it), the metres to the side of the crossing and its half
+        width, both at most END_RADIUS_M. None where the block does not span the edge. Cells read
+        lie within REACH_M of a position, which a window's cells hold; a run too wide for them is
+        capped alike."""
+        kinds, gsd, profiles = self._cell_kinds, self.cells.gsd, []
+        for axis, first, inward in self._edge_lines():
+            if first is None:
+                profiles.append(None)
+                continue
+            lines = np.moveaxis(kinds, axis, 0)[first::inward]
+            edge_ids = np.moveaxis(self.cell_classes, axis, 0)[first]
+            ids, depth, half = (np.zeros(lines.shape[1], dtype) for dtype in (np.uint8, np.float32, np.float32))
+            for kind, (inward_m, share, least, most) in CROSSINGS.items():
+                crosses = (lines[0] == kind) & ((lines[:round(inward_m / gsd)] == kind).mean(0) > share)
+                crosses = ndimage.binary_opening(crosses, np.ones(round(least / gsd), bool))
+                runs, count = ndimage.label(crosses)
+                crosses &= (np.bincount(runs.ravel(), minlength=count + 1) * gsd <= most)[runs]
+                to_side = np.minimum(ndimage.distance_transform_edt(crosses) * gsd, END_RADIUS_M)
+                ids[crosses], depth[crosses] = edge_ids[crosses], to_side[crosses]
+                half[crosses] = ndimage.maximum(to_side, runs, np.arange(count + 1))[runs[crosses]]
+            profiles.append((ids, depth, half))
+        return profiles
 
     def _continued(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Class ids of the water and roads that the input's edge cuts, gone on beyond it: their
-        reflection across the edge where it reaches the edge straight across, narrowing from
-        TAPER_FROM_M out. 0 where there are none."""
+        """Class ids of the water and roads that cross the input's edge, gone on straight out
+        beyond it (``_edge_profiles``; past the area's corners nothing goes on) up to MIRROR_M,
+        where they end round. 0 where there are none."""
         x, y = np.broadcast_arrays(x, y)
         distance = self._outside(x, y)
-        near = (distance > 0) & (distance < MIRROR_M) & self.inputs.land_cover
+        near = np.flatnonzero((distance > 0) & (distance < MIRROR_M) & self.inputs.land_cover)
         out = np.zeros(x.shape, np.uint8)
-        if near.any():
-            rx, ry, edge = self._across(x[near], y[near])
-            cell = self.cells.index(rx, ry)
-            depth = self._feature_depth[cell]
-            # It crosses the edge: its kind runs inward at least CROSS_M (a road along the edge does not).
-            crosses = self._reaches_edge(self.cells.index(*self._across(*self._pushed(x[near], y[near]))[:2]), edge,
-                                         self._reaches)
-            keep = (depth > 0) & (depth >= TAPER * (distance[near] - TAPER_FROM_M)) & crosses
-            out[near] = np.where(keep, self.cell_classes[cell], 0)
+        if len(near):
+            rows, cols = self.cells.index(*self._clamped(x.ravel()[near], y.ravel()[near]))
+            edges = self._across(x.ravel()[near], y.ravel()[near])[2]
+            for k, profile in enumerate(self._edge_profiles):
+                beyond = np.flatnonzero(edges == 1 << k)  # this edge alone
+                if profile is None or not len(beyond):
+                    continue
+                ids, to_side, half = (a[(rows if k < 2 else cols)[beyond]] for a in profile)
+                end = MIRROR_M - half + np.sqrt(np.maximum(half * half - (half - to_side) ** 2, 0))
+                out.ravel()[near[beyond]] = np.where(distance.ravel()[near[beyond]] < end, ids, 0)
         return out
-
-    def _pushed(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Positions beyond an edge moved out along its normal to at least CROSS_M beyond it."""
-        w, s, e, n = self.inputs.bounds
-        x = np.where(x < w, np.minimum(x, w - CROSS_M), np.where(x > e, np.maximum(x, e + CROSS_M), x))
-        return x, np.where(y < s, np.minimum(y, s - CROSS_M), np.where(y > n, np.maximum(y, n + CROSS_M), y))
 
     def _across(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, edges): positions mirrored into the input area across the edges they lie beyond,
@@ -522,30 +534,14 @@ class InputView(ProceduralView):
             slants.append((clear * fade * slant, (clear > 0.5) & (fade == 0)))
         return slants[0], slants[1]
 
-    @staticmethod
-    def _reaches_edge(cell: tuple[np.ndarray, np.ndarray], edges: np.ndarray, reaches: list[np.ndarray]) -> np.ndarray:
-        """Whether each analysis ``cell`` reaches every one of its ``edges`` by ``reaches`` (per
-        edge, as ``_reaches`` or ``_attached``; so past a corner, an object that fills the corner
-        goes on round it)."""
+    def _attached_to(self, cell: tuple[np.ndarray, np.ndarray], edges: np.ndarray) -> np.ndarray:
+        """Whether the object of each analysis ``cell`` reaches every one of its ``edges``
+        (``_attached``; so past a corner, an object that fills the corner goes on round it)."""
         out = edges > 0
-        for k, reach in enumerate(reaches):
+        for k, reach in enumerate(self._attached):
             crossed = (edges & (1 << k)) > 0
             out[crossed] &= reach[cell[0][crossed], cell[1][crossed]]
         return out
-
-    @cached_property
-    def _reaches(self) -> list[np.ndarray]:
-        """Per edge of the input area (west, east, south, north), on the analysis cells: whether
-        the cell's kind runs unbroken to that edge straight across (False beyond it)."""
-        kinds, reaches = self._cell_kinds, []
-        for axis, first, inward in self._edge_lines():
-            reach = np.zeros(kinds.shape, bool)
-            line = np.moveaxis(kinds, axis, 0)[first::inward] if first is not None else kinds[:0]
-            if len(line):
-                run = np.logical_and.accumulate(line[1:] == line[:-1], axis=0)
-                np.moveaxis(reach, axis, 0)[first::inward] = np.concatenate([np.ones_like(line[:1], bool), run])
-            reaches.append(reach)
-        return reaches
 
     @cached_property
     def _attached(self) -> list[np.ndarray]:
@@ -589,7 +585,9 @@ class InputView(ProceduralView):
         band = (distance > 0) & (distance < COLOUR_HANDOVER_M)  # further out the procedural colour alone shows
         if band.any() and self.rgb is not None:
             photo[band] = self._edge_colour(x[band], y[band])
-            own = band & on_feature  # their own texture, reflected
+            own = band & on_feature  # their own texture, reflected, where the reflection shows them
+            rx, ry = self._reflected(x[own], y[own])
+            own[own] = self.cell_classes[self.cells.index(rx, ry)] == continued[own]
             photo[own] = np.moveaxis(self._sample(self.rgb, *self._reflected(x[own], y[own]), bands=3), 0, -1)
         ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         missing = np.isnan(photo).any(-1, keepdims=True)
@@ -693,7 +691,7 @@ class InputView(ProceduralView):
             building = kind == SurfaceKind.BUILDING
             reach = np.where(building, np.where(grazing, 0.0, source.MIRRORED_M), OBJECT_MIRROR_M * wavy)
             reflected[near] = (distance[near] < reach) & np.isin(kind, OBJECT_KINDS) & \
-                self._reaches_edge(cell, edge, self._attached)
+                self._attached_to(cell, edge)
         return np.where(reflected, rx, x), np.where(reflected, ry, y), reflected
 
     def _building_height(self) -> float:
