@@ -91,15 +91,17 @@ def _world_contrast(world: Path, borders: list[float], ys: tuple[float, float], 
 
 
 def test_what_the_edge_cuts_goes_on_beyond_it(world, city_tile):
-    """Roads that cross the input's edge go on beyond it, at full width for 64 m and gone by 96 m;
-    a road along the edge is not doubled; a tree the edge cuts goes on past it as a whole crown
-    that ends within 20 m, and no procedural object stands on a continued road."""
+    """Roads that cross the input's edge go on beyond it at full width up to the procedural street
+    they meet (here an E-W street 48 to 55 m out), and no further; a road along the edge is not
+    doubled; a tree the edge cuts goes on past it as a whole crown that ends within 20 m, and no
+    procedural object stands on a continued road."""
     spec = WorldSpec.from_header(json.loads((world / "manifest.json").read_text()))
     road = 4  # the tile's road class (OpenEarthMap); N-S roads at x = 0..8 and 64..72 m cross its south edge
     south, far_south = open_view(spec, 0, -1), open_view(spec, 0, -2)
-    ys = -np.arange(0.25, 64.0, 0.5)
+    ys = -np.arange(0.25, 48.0, 0.5)
     for x in (1.25, 6.75, 65.25, 70.75):
         assert (south.ground_class(np.full_like(ys, x), ys) == road).all()
+        assert south.ground_class(np.array([x] * 3), np.array([-50.0, -54.0, -60.0])).tolist() == [road, road, 3]
         assert far_south.ground_class(np.array([x]), np.array([-100.0]))[0] != road
     beside = south.ground_class(np.full_like(ys, 12.25), ys)
     assert (beside != road).mean() > 0.8  # the procedural street grid crosses it too
@@ -113,9 +115,9 @@ def test_what_the_edge_cuts_goes_on_beyond_it(world, city_tile):
     assert np.median(inside) > 2 and np.median(beyond) > 2
     assert np.nanmax(far) < 1.0
 
-    far_tile, cells = far_south.object_tile().tile, far_south.window.centres()
-    continued = (far_south.ground_class(*cells) == road) & (np.abs(cells[0] - 4) < 4)
-    assert continued.sum() > 1000 and (far_tile.height[continued] == 0).all()
+    south_tile, cells = south.object_tile().tile, south.window.centres()
+    continued = (south.ground_class(*cells) == road) & (np.abs(cells[0] - 4) < 4) & (cells[1] > -48)
+    assert continued.sum() > 1000 and (south_tile.height[continued] == 0).all()
 
 
 def test_cut_objects_meet_at_chunk_borders(tmp_path):
@@ -189,7 +191,8 @@ def test_a_river_the_edge_cuts_flows_on_level(city_tile, tmp_path):
 
     south = open_view(spec, 2, 0)  # beside the path and the yard
     xs = np.arange(129.0, 190.0, 1.0)
-    assert (south.ground_class(xs, np.full_like(xs, 60.0)) == ROAD).all()  # the tile's own road goes on
+    goes_on = south.ground_class(xs, np.full_like(xs, 60.0)) == ROAD  # to the N-S street at x = 137 to 144 m
+    assert goes_on[xs < 144].all() and not goes_on[xs > 145].any()
     for y in (53.0, 12.0, 24.0, 36.0):  # (a procedural street runs along y = 41 to 48 m)
         assert (south.ground_class(xs, np.full_like(xs, y)) == ROAD).mean() < 0.2, y
 

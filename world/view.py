@@ -433,22 +433,23 @@ class InputView(ProceduralView):
         return self.scheme.kind_lut()[self.cell_classes]
 
     @cached_property
-    def _edge_profiles(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    def _edge_profiles(self) -> list[tuple[np.ndarray, ...] | None]:
         """Per edge of the input area (west, east, south, north), along it on the analysis cells
         (rows for west and east, columns for south and north): the class of the water or road that
         crosses the edge there (the class of the edge's own cell, crossing as CROSSINGS asks: a road
         along the edge does not cross it), the metres to the side of the crossing and its half
-        width, both at most END_RADIUS_M. None where the block does not span the edge. Cells read
-        lie within REACH_M of a position, which a window's cells hold; a run too wide for them is
-        capped alike."""
-        kinds, gsd, profiles = self._cell_kinds, self.cells.gsd, []
-        for axis, first, inward in self._edge_lines():
+        width, both at most END_RADIUS_M, and how far out a road meets the procedural street grid
+        (``_junctions``). None where the block does not span the edge. Cells read lie within
+        REACH_M of a position, which a window's cells hold; a run too wide for them is capped alike."""
+        kinds, gsd, profiles, centres = self._cell_kinds, self.cells.gsd, [], self.cells.centres()
+        for k, (axis, first, inward) in enumerate(self._edge_lines()):
             if first is None:
                 profiles.append(None)
                 continue
             lines = np.moveaxis(kinds, axis, 0)[first::inward]
             edge_ids = np.moveaxis(self.cell_classes, axis, 0)[first]
             ids, depth, half = (np.zeros(lines.shape[1], dtype) for dtype in (np.uint8, np.float32, np.float32))
+            junction = np.full(lines.shape[1], np.inf, np.float32)
             for kind, (inward_m, share, least, most) in CROSSINGS.items():
                 crosses = (lines[0] == kind) & ((lines[:round(inward_m / gsd)] == kind).mean(0) > share)
                 crosses = ndimage.binary_opening(crosses, np.ones(round(least / gsd), bool))
@@ -457,13 +458,28 @@ class InputView(ProceduralView):
                 to_side = np.minimum(ndimage.distance_transform_edt(crosses) * gsd, END_RADIUS_M)
                 ids[crosses], depth[crosses] = edge_ids[crosses], to_side[crosses]
                 half[crosses] = ndimage.maximum(to_side, runs, np.arange(count + 1))[runs[crosses]]
-            profiles.append((ids, depth, half))
+                if kind == SurfaceKind.ROAD and crosses.any():
+                    junction[crosses] = self._junctions(k, centres[1][:, 0] if axis == 1 else centres[0][0], crosses)
+            profiles.append((ids, depth, half, junction))
         return profiles
+
+    def _junctions(self, edge: int, along: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Metres out from ``edge`` (0 west, 1 east, 2 south, 3 north) at which the lines straight
+        out from it at the ``at`` positions of ``along`` (world y for west and east, x for south
+        and north) first meet a procedural street, so a continued road joins the street grid
+        there; inf where they meet none within MIRROR_M."""
+        w, s, e, n = self.inputs.bounds
+        out = np.arange(1.0, MIRROR_M)
+        across = (w - out, e + out, s - out, n + out)[edge]
+        lines = np.broadcast_arrays(across[None], along[at][:, None])
+        street = self.world.ground_class(*(lines if edge < 2 else lines[::-1])) == source.ROAD
+        return np.where(street.any(1), out[street.argmax(1)], np.inf)
 
     def _continued(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Class ids of the water and roads that cross the input's edge, gone on straight out
         beyond it (``_edge_profiles``; past the area's corners nothing goes on) up to MIRROR_M,
-        where they end round. 0 where there are none."""
+        where they end round, or for roads up to the first procedural street they meet. 0 where
+        there are none."""
         x, y = np.broadcast_arrays(x, y)
         distance = self._outside(x, y)
         near = np.flatnonzero((distance > 0) & (distance < MIRROR_M) & self.inputs.land_cover)
@@ -475,8 +491,9 @@ class InputView(ProceduralView):
                 beyond = np.flatnonzero(edges == 1 << k)  # this edge alone
                 if profile is None or not len(beyond):
                     continue
-                ids, to_side, half = (a[(rows if k < 2 else cols)[beyond]] for a in profile)
+                ids, to_side, half, junction = (a[(rows if k < 2 else cols)[beyond]] for a in profile)
                 end = MIRROR_M - half + np.sqrt(np.maximum(half * half - (half - to_side) ** 2, 0))
+                end = np.minimum(end, junction)
                 out.ravel()[near[beyond]] = np.where(distance.ravel()[near[beyond]] < end, ids, 0)
         return out
 
