@@ -1,7 +1,8 @@
 """The generator interface: a Tile in, a Scene out."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -80,3 +81,21 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+@contextmanager
+def chunk_threads(settings: GenerateSettings) -> Iterator[None]:
+    """torch on one thread while a learned generator runs on a world chunk: on a CPU the order of
+    its sums, so its results, depend on the thread count, and a chunk's bytes may not depend on how
+    many cores made it (a worker has one, a run of one chunk every core). Elsewhere, every core."""
+    if settings.chunk is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -17,7 +17,7 @@ from ...errors import InputError
 from ...inputs.resample import area_mean, nearest
 from ...scene import Scene
 from ...tile import Tile
-from ..base import Estimates, GenerateSettings, ProgressFn, resolve_device
+from ..base import Estimates, GenerateSettings, ProgressFn, chunk_threads, resolve_device
 from ..default import DefaultGenerator
 
 
@@ -37,7 +37,8 @@ class RS3DAdaGenerator:
         models = _models(settings.weights.get("height"), settings.weights.get("classes"), device, need_height,
                          need_classes)
         pixels = np.nan_to_num(rgb * 255.0).astype(np.float32)  # upstream works in 0-255 units
-        ndsm, classes = estimate(pixels, models, device=device, progress=progress)
+        with chunk_threads(settings):
+            ndsm, classes = estimate(pixels, models, device=device, progress=progress)
         names = {"height": models.height_path, "classes": models.classes_path}
         return Estimates(height=ndsm, classes=classes,
                          sources={role: f"RS3DAda ({path.name})" for role, path in names.items() if path})

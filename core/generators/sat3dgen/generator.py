@@ -18,7 +18,7 @@ from ...errors import InputError
 from ...landcover import classify, photo_on_grid
 from ...scene import Scene
 from ...tile import Tile
-from ..base import GenerateSettings, ProgressFn, resolve_device
+from ..base import GenerateSettings, ProgressFn, chunk_threads, resolve_device
 from .scene import heights_above_ground, volume_scene_parts
 from .volume import MODEL_METRES_PER_PIXEL, Volume
 
@@ -38,7 +38,8 @@ class Sat3DGenGenerator:
         device = resolve_device(settings.device)
         model = _model(settings.weights.get("volume"), device)
         photo, metres = model_photo(tile)
-        volume = window_volume(model, photo, lambda f, m: progress(0.7 * f, m), metres_per_pixel=metres)
+        with chunk_threads(settings):
+            volume = window_volume(model, photo, lambda f, m: progress(0.7 * f, m), metres_per_pixel=metres)
         progress(0.7, "land cover")
         classes, source = _classes(tile, volume, settings)
         progress(0.8, "voxels and surfels")
