@@ -198,7 +198,8 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 @contextmanager
 def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """``workers`` single-threaded worker processes, or None for one: this process does the work."""
+    """``workers`` worker processes (their libraries single-threaded), or None for one: this
+    process does the work."""
     if workers <= 1:
         yield None
         return

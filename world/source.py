@@ -88,8 +88,13 @@ def _woods(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return value_noise(seed + 300, x, y, 150.0)
 
 
+SHADE_OCTAVES = ((4.0, 0.5), (11.0, 0.3), (37.0, 0.2))  # (cell metres, weight): sides with no common
+# multiple, so the ground's mottling shows no lattice
+
+
 def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return 0.85 + 0.3 * value_noise(seed + 400, x, y, 4.0)
+    mottle = sum(weight * value_noise(seed + 400 + k, x, y, cell) for k, (cell, weight) in enumerate(SHADE_OCTAVES))
+    return 0.8 + 0.4 * mottle
 
 
 NEAR_M = 256.0      # the continuation is calibrated on the land within this distance of the inputs
