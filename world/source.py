@@ -99,7 +99,8 @@ def _shade(seed: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 NEAR_M = 256.0      # the continuation is calibrated on the land within this distance of the inputs
 CALIBRATION_M = 5.3  # ... sampled every this many metres (no multiple of a cell side: no aliasing)
-MAX_CROWN = 2.0      # crown radius factor at most (radii stay under MAX_RADIUS)
+MAX_CROWN = 2.0      # crown radius factor at most (radii stay under MAX_RADIUS) ...
+CROWN_STEP = 0.1     # ... in steps of this
 # The land nearest the inputs holds fewer procedural objects (the edge's reflection, the objects'
 # clearance, continued water and roads): calibrated to this times the inputs' shares, the ring of
 # chunks around an input shows about its shares, and a large world stays within 0.1 of them.
@@ -121,10 +122,14 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
 
     urban = _bisect(lambda level: share(Style(urban=level, woods=1.01, storeys=storeys), BUILDING),
                     building_share) if building_share > 0 else 1.01
-    crown = 1.0
-    while tree_share > 0 and crown < MAX_CROWN and \
-            share(Style(urban=urban, woods=-0.5, storeys=storeys, crown=crown), TREE) < tree_share:
-        crown = round(crown + 0.1, 2)  # the densest woods are not enough: wider crowns
+    # Where the densest woods are not enough, wider crowns: the least factor (in CROWN_STEP steps up to
+    # MAX_CROWN) whose densest woods reach the share, found by bisection (cover grows with the crowns).
+    low, high = 0, round((MAX_CROWN - 1) / CROWN_STEP) if tree_share > 0 else 0
+    while low < high:
+        mid = (low + high) // 2
+        dense = Style(urban=urban, woods=-0.5, storeys=storeys, crown=round(1 + CROWN_STEP * mid, 2))
+        low, high = (mid + 1, high) if share(dense, TREE) < tree_share else (low, mid)
+    crown = round(1 + CROWN_STEP * low, 2)
     # Leafy places line more of their roads with trees (the woods level below counts those too).
     avenues = round(float(np.clip(AVENUES_PER_TREE_SHARE * tree_share, 0.1, 0.9)), 3)
     woods = _bisect(lambda level: share(Style(urban=urban, woods=level, storeys=storeys, crown=crown,
