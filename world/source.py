@@ -118,7 +118,7 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
     storeys = 6 if building_height is None else int(np.clip(round(2 * (building_height - 0.5) / 3), 1, 40))
 
     def share(style: Style, cls: int) -> float:
-        return float((Procedural(seed, style).objects(x, y).class_id == cls).mean())
+        return float(Procedural(seed, style).cover(x, y, cls).mean())
 
     urban = _bisect(lambda level: share(Style(urban=level, woods=1.01, storeys=storeys), BUILDING),
                     building_share) if building_share > 0 else 1.01
@@ -323,6 +323,11 @@ class Procedural:
             anchor[at] = np.stack(_swapped(line[hit], centre[hit], axis), -1)
         return (inside.reshape(shape), height.reshape(shape), colour.reshape(shape + (3,)),
                 anchor.reshape(shape + (2,)))
+
+    def cover(self, x: np.ndarray, y: np.ndarray, cls: int) -> np.ndarray:
+        """Where ``objects`` shows class ``cls`` (BUILDING or TREE), without heights or colours."""
+        built = self._buildings(x, y)[0]
+        return built if cls == BUILDING else (self._trees(x, y)[0] | self._avenues(x, y)[0]) & ~built
 
     def objects(self, x: np.ndarray, y: np.ndarray) -> Objects:
         """Buildings and trees (buildings win where a crown would reach a lot)."""
