@@ -19,7 +19,7 @@ from topdown import render_top_view
 
 from satforge.cli import main
 from satforge.core.contract import HLOD_INDEX, chunk_key, hlod_path, tile_path
-from satforge.world import hlod
+from satforge.world import hlod, run
 from satforge.world.layout import WorldSpec
 from satforge.world.tileset import tileset
 
@@ -116,9 +116,11 @@ def test_extending_rebuilds_only_the_new_chunks_ancestors(world, tmp_path):
     assert_borders_identical(out, LODS - 1)
 
 
-def test_upper_tiles_rebuild_byte_for_byte_in_worker_processes(world, tmp_path, capsys):
+def test_upper_tiles_rebuild_byte_for_byte_in_worker_processes(world, tmp_path, capsys, monkeypatch):
+    """Only the upper tiles to make (every chunk is there): worker processes make them."""
     out = shutil.copytree(world, tmp_path / "w")
     shutil.rmtree(out / "tiles" / "hlod")
+    monkeypatch.setattr(run, "serial_map", None)  # not in this process
     capsys.readouterr()
     assert main(["world", "--out", str(out), "--tiles", "0:2,0:2", *ARGS, "--workers", "2", "--progress", "json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -275,7 +275,7 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     """Make every chunk of ``chunks`` not already in ``out``, on the Dask cluster of ``client``
     when given (``dask_run.connect``), else on ``workers`` cores: as many single-threaded worker
     processes as there are chunks to make, the cores left over as threads of each (one process:
-    this one); returns a report."""
+    this one), and the upper tiles in up to ``workers`` processes; returns a report."""
     check_spec(spec)
     start = time.perf_counter()
     manifest = read_manifest(out, spec)
@@ -284,18 +284,21 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     chunks = list(chunks)
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
     triangles = 0
-    processes = 1 if client is not None else max(1, min(workers, len(todo)))
+    # Chunks take as many processes as there are chunks (one: this process), the spare cores as
+    # threads; upper tiles take all the pool's (its processes start when first given work).
+    processes = max(1, min(workers, len(todo)))
     threads = max(1, workers // processes)
-    with _local_pool(processes) as pool:
+    with _local_pool(1 if client is not None else workers) as pool:
         progress.begin("world")
-        for done, result in enumerate(_results(spec, preset, todo, processes, threads, pool, client), 1):
+        chunk_pool = pool if processes > 1 else None
+        for done, result in enumerate(_results(spec, preset, todo, processes, threads, chunk_pool, client), 1):
             _commit(out, manifest, result)
             triangles += result.triangles
             progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
         progress.end("world")
         write_if_changed(out / MANIFEST, manifest_bytes(manifest))
         progress.begin("tiles")
-        write_tileset(out, spec, manifest, _tile_map(pool, processes, client), progress.update)
+        write_tileset(out, spec, manifest, _tile_map(pool, workers, client), progress.update)
         progress.end("tiles")
     seconds = round(time.perf_counter() - start, 3)
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
