@@ -121,11 +121,15 @@ class Cells:
         col0, row0, row_s = math.floor(w / gsd), math.ceil(n / gsd) - 1, math.floor(s / gsd)
         return cls(gsd, col0, row0, row0 - row_s + 1, math.ceil(e / gsd) - col0)
 
+    def axes(self, per_cell: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """World x of the columns' centres, y of the rows' (row 0 north), ``per_cell`` sub-cells per cell."""
+        step = self.gsd / per_cell
+        return (self.col0 * self.gsd + (np.arange(self.cols * per_cell) + 0.5) * step,
+                (self.row0 + 1) * self.gsd - (np.arange(self.rows * per_cell) + 0.5) * step)
+
     def centres(self, per_cell: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """World x, y of the cell centres (row 0 north), ``per_cell`` x ``per_cell`` sub-cells per cell."""
-        step = self.gsd / per_cell
-        return np.meshgrid(self.col0 * self.gsd + (np.arange(self.cols * per_cell) + 0.5) * step,
-                           (self.row0 + 1) * self.gsd - (np.arange(self.rows * per_cell) + 0.5) * step)
+        return np.meshgrid(*self.axes(per_cell))
 
     def index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of the cells holding world positions (clipped to the block)."""
@@ -441,7 +445,7 @@ class InputView(ProceduralView):
         width, both at most END_RADIUS_M, and how far out a road meets the procedural street grid
         (``_junctions``). None where the block does not span the edge. Cells read lie within
         REACH_M of a position, which a window's cells hold; a run too wide for them is capped alike."""
-        kinds, gsd, profiles, centres = self._cell_kinds, self.cells.gsd, [], self.cells.centres()
+        kinds, gsd, profiles, (xs, ys) = self._cell_kinds, self.cells.gsd, [], self.cells.axes()
         for k, (axis, first, inward) in enumerate(self._edge_lines()):
             if first is None:
                 profiles.append(None)
@@ -459,7 +463,7 @@ class InputView(ProceduralView):
                 ids[crosses], depth[crosses] = edge_ids[crosses], to_side[crosses]
                 half[crosses] = ndimage.maximum(to_side, runs, np.arange(count + 1))[runs[crosses]]
                 if kind == SurfaceKind.ROAD and crosses.any():
-                    junction[crosses] = self._junctions(k, centres[1][:, 0] if axis == 1 else centres[0][0], crosses)
+                    junction[crosses] = self._junctions(k, ys if axis == 1 else xs, crosses)
             profiles.append((ids, depth, half, junction))
         return profiles
 
@@ -604,8 +608,9 @@ class InputView(ProceduralView):
             photo[band] = self._edge_colour(x[band], y[band])
             own = band & on_feature  # their own texture, reflected, where the reflection shows them
             rx, ry = self._reflected(x[own], y[own])
-            own[own] = self.cell_classes[self.cells.index(rx, ry)] == continued[own]
-            photo[own] = np.moveaxis(self._sample(self.rgb, *self._reflected(x[own], y[own]), bands=3), 0, -1)
+            shows = self.cell_classes[self.cells.index(rx, ry)] == continued[own]
+            own[own] = shows
+            photo[own] = np.moveaxis(self._sample(self.rgb, rx[shows], ry[shows], bands=3), 0, -1)
         ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         missing = np.isnan(photo).any(-1, keepdims=True)
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
