@@ -105,6 +105,7 @@ CROWN_STEP = 0.1     # ... in steps of this
 # clearance, continued water and roads): calibrated to this times the inputs' shares, the ring of
 # chunks around an input shows about its shares, and a large world stays within 0.1 of them.
 BOOST = 1.2
+DENSEST_WOODS = -0.5  # the lowest noise level a calibration sets (value noise lies in [0, 1])
 
 
 def style_from_shares(seed: int, building_share: float, tree_share: float, building_height: float | None,
@@ -117,23 +118,25 @@ def style_from_shares(seed: int, building_share: float, tree_share: float, build
     building_share, tree_share = (min(BOOST * share, 0.9) for share in (building_share, tree_share))
     storeys = 6 if building_height is None else int(np.clip(round(2 * (building_height - 0.5) / 3), 1, 40))
 
-    def share(style: Style, cls: int) -> float:
-        return float(Procedural(seed, style).cover(x, y, cls).mean())
+    def level_for(levels: np.ndarray, target: float) -> float:
+        return _bisect(lambda level: float((levels > level).mean()), target)
 
-    urban = _bisect(lambda level: share(Style(urban=level, woods=1.01, storeys=storeys), BUILDING),
-                    building_share) if building_share > 0 else 1.01
+    def cover_levels(style: Style, cls: int) -> np.ndarray:
+        return Procedural(seed, style).cover_levels(x, y, cls)
+
+    urban = level_for(cover_levels(Style(storeys=storeys), BUILDING), building_share) if building_share > 0 else 1.01
     # Where the densest woods are not enough, wider crowns: the least factor (in CROWN_STEP steps up to
     # MAX_CROWN) whose densest woods reach the share, found by bisection (cover grows with the crowns).
     low, high = 0, round((MAX_CROWN - 1) / CROWN_STEP) if tree_share > 0 else 0
     while low < high:
         mid = (low + high) // 2
-        dense = Style(urban=urban, woods=-0.5, storeys=storeys, crown=round(1 + CROWN_STEP * mid, 2))
-        low, high = (mid + 1, high) if share(dense, TREE) < tree_share else (low, mid)
+        levels = cover_levels(Style(urban=urban, storeys=storeys, crown=round(1 + CROWN_STEP * mid, 2)), TREE)
+        low, high = (mid + 1, high) if (levels > DENSEST_WOODS).mean() < tree_share else (low, mid)
     crown = round(1 + CROWN_STEP * low, 2)
     # Leafy places line more of their roads with trees (the woods level below counts those too).
     avenues = round(float(np.clip(AVENUES_PER_TREE_SHARE * tree_share, 0.1, 0.9)), 3)
-    woods = _bisect(lambda level: share(Style(urban=urban, woods=level, storeys=storeys, crown=crown,
-                                              avenues=avenues), TREE), tree_share) if tree_share > 0 else 1.01
+    woods = level_for(cover_levels(Style(urban=urban, storeys=storeys, crown=crown, avenues=avenues), TREE),
+                      tree_share) if tree_share > 0 else 1.01
     return Style(urban=urban, woods=woods, storeys=storeys, crown=crown, avenues=avenues)
 
 
@@ -159,7 +162,7 @@ def _near(bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, np.nda
     return x[keep], y[keep]
 
 
-def _bisect(share_at, target: float, low: float = -0.5, high: float = 1.01, steps: int = 10) -> float:
+def _bisect(share_at, target: float, low: float = DENSEST_WOODS, high: float = 1.01, steps: int = 10) -> float:
     """The noise level whose share (falling as the level rises) is closest to ``target``."""
     for _ in range(steps):
         mid = (low + high) / 2
@@ -198,7 +201,8 @@ class Procedural:
         return class_colour(class_id, _shade(self.seed, x, y))
 
     def _footprint(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(lot ix, iy, whether it holds a building, footprint x0, y0, x1, y1) of each position's lot."""
+        """(lot ix, iy, building level, footprint x0, y0, x1, y1) of each position's lot: its building
+        stands where ``Style.urban`` is below the building level (-inf: on no level)."""
         seed = self.seed
         ix, iy = np.floor((x - GRID_SHIFT) / LOT), np.floor((y - GRID_SHIFT) / LOT)
         lx, ly = ix * LOT + GRID_SHIFT, iy * LOT + GRID_SHIFT
@@ -209,24 +213,36 @@ class Procedural:
         y0 = ly + np.where(road_y, ROAD_WIDTH, 0) + 2 + 2 * hash_uniform(seed, 12, ix, iy)
         x1 = np.minimum(x0 + 8 + 10 * hash_uniform(seed, 13, ix, iy), lx + LOT - 2)
         y1 = np.minimum(y0 + 8 + 10 * hash_uniform(seed, 14, ix, iy), ly + LOT - 2)
-        exists = (_urban(seed, lx + LOT / 2, ly + LOT / 2) > self.style.urban) & \
-            (hash_uniform(seed, 15, ix, iy) < 0.8)
-        exists &= _relief(seed, lx + LOT / 2, ly + LOT / 2) > WATER_LINE + 0.03
-        return ix, iy, exists, x0, y0, x1, y1
+        mx, my = lx + LOT / 2, ly + LOT / 2
+        buildable = (hash_uniform(seed, 15, ix, iy) < 0.8) & (_relief(seed, mx, my) > WATER_LINE + 0.03)
+        level = np.where(buildable, _urban(seed, mx, my), -np.inf)
+        return ix, iy, level, x0, y0, x1, y1
 
     def _buildings(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """(inside, height, roof colour, anchor) of the building of each position's lot."""
         seed = self.seed
-        ix, iy, exists, x0, y0, x1, y1 = self._footprint(x, y)
-        inside = exists & (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+        ix, iy, level, x0, y0, x1, y1 = self._footprint(x, y)
+        inside = (level > self.style.urban) & (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
         height = 3.0 * (1 + np.floor(self.style.storeys * hash_uniform(seed, 16, ix, iy))) + 0.5
         tint = hash_uniform(seed, 17, ix, iy)[..., None]
         roof = np.array(COLOURS[BUILDING]) * (1 - tint) + np.array([0.45, 0.45, 0.47]) * tint
         return inside, height, roof, np.stack([x0, y1], -1)  # anchor: the footprint's north-west corner
 
     def _trees(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(inside, height, crown colour, anchor) of the highest crown over each position, among the
-        trees of its tree cell and the eight around it (a crown reaches at most one cell past its own)."""
+        """(inside, height, crown colour, anchor) of the highest crown over each position (see ``_crowns``)."""
+        (level, cx, cy, _, crown, colour), near, d = self._crowns(x, y)
+        inside = (level[near] > self.style.woods) & (d < 1)
+        height = np.where(inside, crown[near] * (0.6 + 0.4 * np.sqrt(np.clip(1 - d * d, 0, 1))), -np.inf)
+        top = np.argmax(height, 1)[:, None]
+        tree = np.take_along_axis(near, top, 1)[:, 0]
+        shape = np.shape(x)
+        return (inside.any(1).reshape(shape), np.maximum(np.take_along_axis(height, top, 1), 0).reshape(shape),
+                colour[tree].reshape(shape + (3,)), np.stack([cx[tree], cy[tree]], -1).reshape(shape + (2,)))
+
+    def _crowns(self, x: np.ndarray, y: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+        """(``_tree_cells`` of the trees near any position, (N, 9) indices into them of the trees of
+        each position's tree cell and the eight around it (a crown reaches at most one cell past its
+        own), (N, 9) distances from those crowns' centres in crown radii), N positions flattened."""
         tx, ty = np.floor(x / TREE_CELL).ravel(), np.floor(y / TREE_CELL).ravel()
         lo_x, lo_y = (tx.min() - 1, ty.min() - 1) if tx.size else (0.0, 0.0)
         span = int(ty.max() - lo_y + 2) if tx.size else 1
@@ -235,41 +251,37 @@ class Procedural:
         around = (cells[:, None] + (np.arange(-1, 2)[:, None] * span + np.arange(-1, 2)).ravel()).ravel()
         keys, near = np.unique(around, return_inverse=True)
         trees = self._tree_cells(keys // span + lo_x, keys % span + lo_y)
-        back = near.reshape(len(cells), 9)[at.ravel()]
-        exists, cx, cy, radius, crown, colour = trees
-        d = np.hypot(x.ravel()[:, None] - cx[back], y.ravel()[:, None] - cy[back]) / radius[back]
-        inside = exists[back] & (d < 1)
-        height = np.where(inside, crown[back] * (0.6 + 0.4 * np.sqrt(np.clip(1 - d * d, 0, 1))), -np.inf)
-        top = np.argmax(height, 1)[:, None]
-        tree = np.take_along_axis(back, top, 1)[:, 0]
-        shape = np.shape(x)
-        return (inside.any(1).reshape(shape), np.maximum(np.take_along_axis(height, top, 1), 0).reshape(shape),
-                colour[tree].reshape(shape + (3,)), np.stack([cx[tree], cy[tree]], -1).reshape(shape + (2,)))
+        near = near.reshape(len(cells), 9)[at.ravel()]
+        _, cx, cy, radius, _, _ = trees
+        return trees, near, np.hypot(x.ravel()[:, None] - cx[near], y.ravel()[:, None] - cy[near]) / radius[near]
 
     def _tree_cells(self, tx: np.ndarray, ty: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(exists, crown centre x, y, radius, crown height, colour (n, 3)) of the tree of tree cells."""
+        """(level, crown centre x, y, radius, crown height, colour (n, 3)) of the tree of tree cells:
+        it stands where ``Style.woods`` is below its level (-inf: on no level)."""
         seed = self.seed
         radius = np.minimum((1.6 + 0.8 * hash_uniform(seed, 23, tx, ty)) * self.style.crown, MAX_RADIUS)
         # The crown centred anywhere in its cell: neighbours' crowns touch or overlap now and then
         # (clusters and glades, no lattice).
         cx = (tx + hash_uniform(seed, 21, tx, ty)) * TREE_CELL
         cy = (ty + hash_uniform(seed, 22, tx, ty)) * TREE_CELL
-        # Woods fray into clumps and glades at their edges (value noise of CLUMP_M cells).
+        # Woods fray into clumps and glades at their edges (value noise of CLUMP_M cells). A tree
+        # stands with a probability of 3 times the woods' excess over the level, at most 0.9.
         woods = _woods(seed, cx, cy) + 0.4 * (value_noise(seed + 310, cx, cy, CLUMP_M) - 0.5)
-        density = np.clip((woods - self.style.woods) * 3, 0, 0.9)
+        chance = hash_uniform(seed, 24, tx, ty)
         centre_class = self.ground_class(cx, cy)
-        exists = (hash_uniform(seed, 24, tx, ty) < density) & (centre_class != WATER) & (centre_class != ROAD)
+        level = np.where((chance < 0.9) & (centre_class != WATER) & (centre_class != ROAD), woods - chance / 3, -np.inf)
         # None whose crown would reach into an avenue's (standing within reach of a road's edge).
         for axis, (across, along) in enumerate(((cx, cy), (cy, cx))):
             line, road, _ = self._road_edges(across, axis)
-            close = exists & (np.abs(across - line) < radius + AVENUE_RADIUS)
-            exists[close] = ~self._is_road(road[close], along[close], axis)
+            close = np.flatnonzero((level > -np.inf) & (np.abs(across - line) < radius + AVENUE_RADIUS))
+            level[close[self._is_road(road[close], along[close], axis)]] = -np.inf
         # In towns, garden trees: none whose crown would reach its lot's building.
-        _, _, built, x0, y0, x1, y1 = self._footprint(cx, cy)
-        exists &= ~(built & (cx > x0 - radius) & (cx < x1 + radius) & (cy > y0 - radius) & (cy < y1 + radius))
+        _, _, building, x0, y0, x1, y1 = self._footprint(cx, cy)
+        level[(building > self.style.urban) & (cx > x0 - radius) & (cx < x1 + radius)
+              & (cy > y0 - radius) & (cy < y1 + radius)] = -np.inf
         crown = 6 + 8 * hash_uniform(seed, 25, tx, ty)
         colour = np.array(COLOURS[TREE]) * (0.8 + 0.4 * hash_uniform(seed, 26, tx, ty))[..., None]
-        return exists, cx, cy, radius, crown, colour
+        return level, cx, cy, radius, crown, colour
 
     def _road_edges(self, across: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
         """For positions ``across`` the grid's roads of one direction (``axis`` 0: north-south
@@ -324,10 +336,19 @@ class Procedural:
         return (inside.reshape(shape), height.reshape(shape), colour.reshape(shape + (3,)),
                 anchor.reshape(shape + (2,)))
 
-    def cover(self, x: np.ndarray, y: np.ndarray, cls: int) -> np.ndarray:
-        """Where ``objects`` shows class ``cls`` (BUILDING or TREE), without heights or colours."""
-        built = self._buildings(x, y)[0]
-        return built if cls == BUILDING else (self._trees(x, y)[0] | self._avenues(x, y)[0]) & ~built
+    def cover_levels(self, x: np.ndarray, y: np.ndarray, cls: int) -> np.ndarray:
+        """The highest level of the class's knob (``Style.urban`` for BUILDING, ``Style.woods`` for
+        TREE) at which ``objects`` shows class ``cls`` at each position, the other knobs as this
+        style has them: -inf where it shows on no level, inf where on every level (avenues). The
+        cover at a level is where this exceeds it, so a calibration measures every level at once."""
+        _, _, level, x0, y0, x1, y1 = self._footprint(x, y)
+        building = np.where((x >= x0) & (x < x1) & (y >= y0) & (y < y1), level, -np.inf)
+        if cls == BUILDING:
+            return building
+        (level, *_), near, d = self._crowns(x, y)
+        crowns = np.where(d < 1, level[near], -np.inf).max(1).reshape(np.shape(x))
+        crowns[self._avenues(x, y)[0]] = np.inf
+        return np.where(building > self.style.urban, -np.inf, crowns)
 
     def objects(self, x: np.ndarray, y: np.ndarray) -> Objects:
         """Buildings and trees (buildings win where a crown would reach a lot)."""
