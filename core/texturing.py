@@ -1,6 +1,8 @@
 """Scene -> textured meshes: mesh (core/convert) -> unwrap (core/unwrap) -> bake (core/bake).
 
-One function for every caller (``generate``, ``convert``, world chunks), with the budget policy
+``mesh_unwrap_bake`` for ``generate`` and ``convert``; a world chunk calls its two halves for each
+LOD (``meshes_within``, ``unwrap_bake``), so that a coarser LOD starts from the finer one's
+simplified tops and every LOD's bake shares one prepared field. The budget policy,
 said out loud: a budget is a target. A scene whose solids cannot be simplified that far (a small,
 busy tile under the lean ``game`` preset; a world chunk's coarsest LOD) gets the fewest faces the
 simplifier reaches (from a doubled target where the first simplified a kind away), up to _MOST
@@ -20,7 +22,9 @@ from .unwrap import Atlas
 
 if TYPE_CHECKING:
     from .bake import BakeField
+    from .convert import MeshSource
     from .convert.solids import Cut
+    from .meshes import KindMesh
     from .schemes import SurfaceKind
 
 T = TypeVar("T")
@@ -40,41 +44,53 @@ def _run(_name: str, work: Callable[[], T]) -> T:
     return work()
 
 
-def _meshes(scene: Scene, budget: Budget, stage: StageFn, cut, progress, kinds, threads):
-    from .convert import BudgetError, scene_to_meshes
+def meshes_within(source: MeshSource, budget: Budget, stage: StageFn = _run,
+                  progress: Callable[[float, str], None] | None = None,
+                  threads: int | None = None) -> tuple[list[KindMesh], MeshSource]:
+    """``source.meshes`` within the budget's triangles, by the policy above: (the meshes, the
+    source a coarser LOD starts from)."""
+    from .convert import BudgetError
 
     triangles, most = budget.triangles, budget.triangles * _MOST
     while True:
         try:
-            return stage("mesh", lambda t=triangles: scene_to_meshes(scene, t, cut, progress, kinds, threads, most))
+            return stage("mesh", lambda t=triangles: source.meshes(t, progress, threads, most))
         except BudgetError:
             if triangles >= most:
                 raise
             triangles = min(2 * triangles, most)  # a target so low that a kind vanished: aim higher
 
 
+def unwrap_bake(scene: Scene, meshes: list[KindMesh], budget: Budget, threads: int | None = None,
+                stage: StageFn = _run, progress: Callable[[float, str], None] | None = None,
+                field: Future[BakeField] | None = None) -> tuple[Atlas, np.ndarray]:
+    """(``meshes`` UV-unwrapped in one atlas within the budget's texels, (H, W, 3) uint8 albedo baked
+    from ``scene``). ``field``: ``bake.bake_field(scene)`` being prepared by a caller that bakes
+    the scene more than once; by default it is prepared on a thread of its own while the meshes
+    are unwrapped (the packer runs in a child process the main thread waits for, leaving a core
+    idle). Not earlier: a forked child's resident size counts its parent's, and the simplifier's
+    child is the largest already."""
+    from .bake import bake_albedo, bake_field
+    from .unwrap import unwrap
+
+    with ThreadPoolExecutor(1) as background:
+        field = field or background.submit(bake_field, scene)
+        atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))
+        image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress, field=field))
+    return atlas, image
+
+
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
                      stage: StageFn = _run, cut: Cut | None = None,
                      progress: Callable[[float, str], None] | None = None,
-                     field: Future[BakeField] | None = None,
                      kinds: tuple[SurfaceKind, ...] | None = None) -> tuple[Atlas, np.ndarray]:
     """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
     ``threads`` bounds the cores used by the simplifier and the bake (default every core); the
     result does not depend on it.
     ``cut``: where a world chunk cuts solids that go on beyond it (``convert.solids.Cut``).
     ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
-    the bake's texels). ``field``: ``bake.bake_field(scene)`` being prepared by a caller that bakes
-    the scene more than once; by default it is prepared on a thread of its own while the meshes
-    are unwrapped (the packer runs in a child process the main thread waits for, leaving a core
-    idle). Not earlier: a forked child's resident size counts its parent's, and the simplifier's
-    child is the largest already. ``kinds``: the kinds to mesh, default all (see
-    ``convert.scene_to_meshes``)."""
-    from .bake import bake_albedo, bake_field
-    from .unwrap import unwrap
+    the bake's texels). ``kinds``: the kinds to mesh, default all (see ``convert.mesh_source``)."""
+    from .convert import mesh_source
 
-    meshes = _meshes(scene, budget, stage, cut, progress, kinds, threads)
-    with ThreadPoolExecutor(1) as background:
-        field = field or background.submit(bake_field, scene)
-        atlas = stage("unwrap", lambda: unwrap(meshes, budget.texels_per_metre, budget.texels, progress=progress))
-        image = stage("bake", lambda: bake_albedo(atlas, scene, threads=threads, progress=progress, field=field))
-    return atlas, image
+    meshes, _ = meshes_within(mesh_source(scene, cut, progress, kinds), budget, stage, progress, threads)
+    return unwrap_bake(scene, meshes, budget, threads, stage, progress)

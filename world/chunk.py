@@ -28,13 +28,13 @@ import pyfqmr
 
 from ..core.arrays import to_u8
 from ..core.bake import BakeField, bake_field
-from ..core.convert.solids import Cut
+from ..core.convert import MeshSource, mesh_source
 from ..core.generators import ChunkPlace, GenerateSettings, get_generator
 from ..core.meshes import TexturedMesh, TexturedScene
 from ..core.presets import Preset
 from ..core.scene import Scene, SparseVoxels
 from ..core.schemes import SurfaceKind, get_scheme
-from ..core.texturing import Budget, mesh_unwrap_bake
+from ..core.texturing import Budget, meshes_within, unwrap_bake
 from ..exporters.gltf import glb_bytes
 from ..exporters.textures import encode_png
 from .layout import WorldSpec
@@ -170,12 +170,15 @@ class _Sources:
     view: View
     grid: _Grid               # full-resolution terrain
     scene: Scene | None       # the owned objects (and the ground under them, for trunks), or None
-    cut: Cut | None           # where the chunk's square cuts them
     images: _TerrainImages
     field: Future[BakeField] | None  # the objects' colours, prepared once for every LOD's bake
 
 
-def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
+def _lod(src: _Sources, lod: int, threads: int | None,
+         objects: MeshSource | None) -> tuple[TexturedScene, MeshSource | None]:
+    """One LOD, and what the next (coarser) LOD's objects start from. ``objects``: what this
+    LOD's objects are meshed from (the finest LOD's cut locked at full resolution, the same as its
+    neighbour's; a coarser one's not: its geometric error covers the difference)."""
     spec, preset, x, y, scene = src.spec, src.preset, src.x, src.y, src.scene
     area = spec.chunk_size ** 2
     triangles, texels = preset.triangle_budget(area) >> lod, preset.texel_budget(area) >> lod
@@ -188,10 +191,9 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
         # one is capped by the image's (so the bake's cost falls with the LOD too).
         budget = Budget(triangles=max(triangles - len(terrain.faces), 1), texels=texels - (n + 1) ** 2,
                         texels_per_metre=preset.texels_per_image_pixel / scene.image_gsd / 2 ** (lod / 2))
-        # The finest LOD keeps its cut at full resolution, the same as its neighbour's; a coarser
-        # one simplifies it too (its geometric error covers the difference, and its budget is small).
-        cut = src.cut if lod == 0 or src.cut is None else dataclasses.replace(src.cut, locked=False)
-        atlas, image = mesh_unwrap_bake(scene, budget, threads, cut=cut, field=src.field, kinds=OBJECT_KINDS)
+        object_meshes, simplified = meshes_within(objects, budget, threads=threads)
+        objects = simplified.coarser()
+        atlas, image = unwrap_bake(scene, object_meshes, budget, threads, field=src.field)
         meshes += atlas.meshes
     composed = _compose(src.images(n), image)
     height, width = composed.shape[:2]
@@ -203,7 +205,7 @@ def _lod(src: _Sources, lod: int, threads: int | None) -> TexturedScene:
                          scheme=spec.palette, class_names=get_scheme(spec.palette).names,
                          feature_ids=preset.feature_ids,
                          extras={"generator": spec.generator, "seed": spec.seed, "preset": preset.name,
-                                 "chunk": [x, y], "lod": lod, "chunk_size_m": spec.chunk_size})
+                                 "chunk": [x, y], "lod": lod, "chunk_size_m": spec.chunk_size}), objects
 
 
 class _InTurn:
@@ -225,19 +227,20 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band),
                                 weights=spec.weights)
     view = open_view(spec, x, y, generator if hasattr(generator, "estimate") else None, settings)
-    objects = view.object_tile()
-    scene, cut = None, None
+    objects = view.object_tile(getattr(generator, "photo_context", True))
+    scene, meshed = None, None
     if objects is not None:
-        scene, cut = generator.generate(objects.tile, settings, lambda *_: None), objects.cut()
+        scene = generator.generate(objects.tile, settings, lambda *_: None)
+        meshed = mesh_source(scene, objects.cut(), kinds=OBJECT_KINDS)
     # The background thread prepares the bake's sources while the terrain and the first LOD's
     # meshes are made, then encodes each LOD's file while the next one is made (on one core: in turn).
     with ThreadPoolExecutor(1) if threads != 1 else nullcontext(_InTurn()) as background:
         field = None if scene is None else background.submit(lambda: bake_field(_only_objects(scene)))
-        src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene, cut,
+        src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene,
                        _TerrainImages(spec, view, x, y), field)
         files, triangles, lods = [], 0, []
         for lod in range(spec.lods):
-            textured = _lod(src, lod, threads)
+            textured, meshed = _lod(src, lod, threads, meshed)
             files.append(background.submit(lambda t=textured: glb_bytes(t, encode_png(t.atlas))))
             triangles += textured.triangle_count
             lods.append((textured.meshes, textured.atlas))

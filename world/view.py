@@ -83,7 +83,7 @@ class View(Protocol):
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
     def ground_class(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
-    def object_tile(self) -> ObjectTile | None: ...
+    def object_tile(self, photo_context: bool = True) -> ObjectTile | None: ...
 
 
 @dataclass
@@ -231,20 +231,31 @@ class ProceduralView:
             owned &= allowed(np.nan_to_num(obj.anchor[..., 0]), np.nan_to_num(obj.anchor[..., 1]), obj.class_id)
         return owned, obj
 
-    def object_tile(self) -> ObjectTile | None:
+    def object_tile(self, photo_context: bool = True) -> ObjectTile | None:
+        """The chunk's objects on its window (see ``ObjectTile``), None where it owns none.
+        ``photo_context``: colour the whole window, not only around the objects, for a generator
+        that reads its photo beyond the tile's valid pixels (``Generator.photo_context``)."""
         wx, wy = self.window.centres()
         owned, obj = self.procedural_objects(wx, wy)
         if not owned.any():
             return None
         classes = np.where(owned, self.from_oem[obj.class_id], self.ground_class(wx, wy))
-        tile = _tile(self.window, self.scheme, owned, np.where(owned, obj.height, 0), classes,
-                     np.where(owned[..., None], obj.colour, self.ground_colour(wx, wy)), 1, self.ground(wx, wy))
+        valid, image_valid = _valid(owned, 1)
+        rgb = _only_where(~owned & (photo_context | image_valid), self.ground_colour, wx, wy, (3,))
+        rgb[owned] = obj.colour[owned]
+        tile = _tile(self.window, self.scheme, valid, image_valid, np.where(owned, obj.height, 0), classes,
+                     rgb, 1, self.ground(wx, wy))
         return ObjectTile(tile, np.zeros(owned.shape, bool))
 
 
-def _tile(window: Window, scheme, owned, height, classes, rgb, per_cell: int, ground) -> Tile:
+def _valid(owned: np.ndarray, per_cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the cells a chunk's tile holds: its owned objects and VALID_RIM cells of ground round them
+    (walls meet it); the same on the tile's image of ``per_cell`` pixels per cell side)."""
     valid = ndimage.binary_dilation(owned, iterations=VALID_RIM)
-    image_valid = nearest(valid, (valid.shape[0] * per_cell, valid.shape[1] * per_cell))
+    return valid, nearest(valid, (valid.shape[0] * per_cell, valid.shape[1] * per_cell))
+
+
+def _tile(window: Window, scheme, valid, image_valid, height, classes, rgb, per_cell: int, ground) -> Tile:
     return Tile(name=f"x{window.x}_y{window.y}", georef=window.georef(), scheme=scheme, valid=valid,
                 height=height.astype(np.float32), ground=ground.astype(np.float32), classes=classes.astype(np.uint8),
                 rgb=rgb.astype(np.float32), image_valid=image_valid, image_gsd=window.spec.gsd / per_cell)
@@ -640,7 +651,9 @@ class InputView(ProceduralView):
             mean = np.where(seen, samples, 0).sum(-1) / seen.sum(-1)  # NaN where none was seen
         return np.moveaxis(mean, 0, -1)[back.ravel()]
 
-    def object_tile(self) -> ObjectTile | None:
+    def object_tile(self, photo_context: bool = True) -> ObjectTile | None:
+        """The chunk's objects on its window (see ``ObjectTile``), None where it owns none; the
+        photo where the tile is valid, or everywhere with ``photo_context`` (see ProceduralView's)."""
         window, spec = self.window, self.window.spec
         wx, wy = window.centres()
         sx, sy, reflected = self._object_sources(wx, wy)
@@ -667,8 +680,9 @@ class InputView(ProceduralView):
         classes = np.where(owned_in, object_classes,
                            np.where(owned_p, self.from_oem[obj.class_id], ground_classes))
         per_cell = 2 if self.rgb is not None and self.rgb.raster.px[0] * self.rgb.factor <= spec.gsd / 2 else 1
-        tile = _tile(window, self.scheme, owned_in | owned_p, height, classes,
-                     self._image(owned_p, obj, owned_in & reflected, per_cell), per_cell, self.ground(wx, wy))
+        valid, image_valid = _valid(owned_in | owned_p, per_cell)
+        image = self._image(owned_p, obj, owned_in & reflected, per_cell, photo_context | image_valid)
+        tile = _tile(window, self.scheme, valid, image_valid, height, classes, image, per_cell, self.ground(wx, wy))
         return ObjectTile(tile, context)
 
     def _procedural_allowed(self, x: np.ndarray, y: np.ndarray, class_id: np.ndarray) -> np.ndarray:
@@ -720,17 +734,18 @@ class InputView(ProceduralView):
         known = self.inputs.building_height
         return known if known is not None else 3.0 * (1 + self.window.spec.style.storeys) / 2 + 0.5
 
-    def _image(self, owned_p: np.ndarray, obj: source.Objects, reflected: np.ndarray, per_cell: int) -> np.ndarray:
+    def _image(self, owned_p: np.ndarray, obj: source.Objects, reflected: np.ndarray, per_cell: int,
+               shown: np.ndarray | bool) -> np.ndarray:
         """(cells * per_cell)^2 colours: the photo where it has data (reflected on ``reflected``
-        cells), else procedural colours."""
+        cells), else procedural colours; black where not ``shown`` (the photo costs time)."""
         wx, wy = self.window.centres(per_cell)
-        base = self.ground_colour(wx, wy)
+        up = nearest(owned_p, wx.shape)
+        base = _only_where(~up & shown, self.ground_colour, wx, wy, (3,))
         if reflected.any():
             mirror = nearest(reflected, wx.shape)
             photo = np.moveaxis(self._sample(self.rgb, *self._mirrored(wx[mirror], wy[mirror])[:2], bands=3), 0, -1)
             base[mirror] = np.where(np.isnan(photo), base[mirror], photo)
-        up, colour = (nearest(a, wx.shape) for a in (owned_p, obj.colour))
-        return np.where(up[..., None], colour, base)
+        return np.where(up[..., None], nearest(obj.colour, wx.shape), base)
 
 
 def _border_lines(window: Window):

@@ -57,6 +57,9 @@ class Generator(Protocol):
     # canonical order its manifest records ("rows south to north, west to east"); only independent
     # generators exist so far, and `satforge world` refuses the others.
     neighbours: tuple[tuple[int, int], ...]
+    # Whether it reads a world window's photo beyond ``Tile.image_valid`` (a learned model's context).
+    # Otherwise a world samples the photo only where the tile is valid, which saves time.
+    photo_context: bool
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
         """Same tile + same settings -> same scene, on any device."""

@@ -34,6 +34,7 @@ class DefaultGenerator:
     version = "1.0"
     neighbours = ()  # every chunk stands alone
     chunk_safe = True
+    photo_context = False  # surfels only where the image is valid
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
         seed = settings.seed

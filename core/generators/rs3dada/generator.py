@@ -26,6 +26,7 @@ class RS3DAdaGenerator:
     version = "1.0"
     neighbours = ()     # every chunk stands alone: the model sees the chunk's window
     chunk_safe = True   # deterministic on CPU, a function of the window's pixels
+    photo_context = False  # it estimates from the valid pixels (NaN elsewhere)
 
     def estimate(self, rgb: np.ndarray, need_height: bool, need_classes: bool, settings: GenerateSettings,
                  progress: ProgressFn) -> Estimates:

@@ -28,6 +28,7 @@ class Sat3DGenGenerator:
     version = "1.0"
     neighbours = ()     # every chunk stands alone: the model sees the chunk's window
     chunk_safe = True   # deterministic on CPU, a function of the window's pixels
+    photo_context = True  # the model sees the whole window, its surroundings included
 
     def generate(self, tile: Tile, settings: GenerateSettings, progress: ProgressFn) -> Scene:
         if tile.rgb is None:
