@@ -242,22 +242,27 @@ def splat_field(splats: Splats) -> SplatField | None:
     return SplatField(tree=cKDTree(splats.position[order], balanced_tree=False, compact_nodes=False),
                       origin=origin, poly=poly, rest=rest,
                       reach=REACH_SIGMAS * float(splats.scale.max()),
-                      sigma=float(np.median(splats.scale.max(1))))
+                      sigma=float(np.median(np.maximum(splats.scale[:, 0], splats.scale[:, 1]))))
 
 
 def _quadrics(splats: Splats, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, 10) float64 log-weight coefficients (see ``SplatField``) and (n, 3) normals of splats."""
-    mu = splats.position - origin
-    frames = splats.frames().astype(np.float64)
+    mu = (splats.position - origin).T                                  # (3, n)
+    frames = splats.frames().astype(np.float64)                         # (n, 3, 3) columns u, v, n
     scale = np.maximum(splats.scale.astype(np.float64), 1e-6)
-    half_inv_var = 0.5 / np.column_stack([scale, scale.max(1)]) ** 2   # along u, v, n
-    q = (frames * half_inv_var[:, None, :]) @ frames.transpose(0, 2, 1)  # (n, 3, 3)
-    grad = 2 * (q @ mu[:, :, None])[:, :, 0]
-    poly = np.empty((len(mu), 10))
-    poly[:, 0:3] = -q[:, [0, 1, 2], [0, 1, 2]]
-    poly[:, 3:6] = -2 * q[:, [0, 0, 1], [1, 2, 2]]
-    poly[:, 6:9] = grad
-    poly[:, 9] = np.log(np.maximum(splats.opacity, 1e-30)) - 0.5 * (grad * mu).sum(1)
+    half_inv_var = 0.5 / np.stack([scale[:, 0], scale[:, 1], np.maximum(scale[:, 0], scale[:, 1])]) ** 2  # u, v, n
+    # Q = R diag(half_inv_var) R^T, entry by entry over all splats at once (batched 3x3 matrix
+    # products cost far more than these few dozen array operations).
+    axes = [[frames[:, i, k] for k in range(3)] for i in range(3)]      # axes[i][k]: row i of column k
+    q = {(i, j): sum(axes[i][k] * half_inv_var[k] * axes[j][k] for k in range(3))
+         for i in range(3) for j in range(i, 3)}
+    entry = lambda i, j: q[min(i, j), max(i, j)]
+    grad = [2 * sum(entry(i, j) * mu[j] for j in range(3)) for i in range(3)]
+    poly = np.empty((len(scale), 10))
+    poly[:, 0:3] = -np.column_stack([q[0, 0], q[1, 1], q[2, 2]])
+    poly[:, 3:6] = -2 * np.column_stack([q[0, 1], q[0, 2], q[1, 2]])
+    poly[:, 6:9] = np.column_stack(grad)
+    poly[:, 9] = np.log(np.maximum(splats.opacity, 1e-30)) - 0.5 * sum(g * m for g, m in zip(grad, mu))
     return poly, frames[:, :, 2]
 
 

@@ -102,27 +102,15 @@ class Splats:
 
 def quaternions_from_frames(u: np.ndarray, v: np.ndarray, n: np.ndarray) -> np.ndarray:
     """(M, 4) unit quaternions (w, x, y, z) of the rotations whose columns are u, v, n."""
-    m = np.stack([u, v, n], -1).astype(np.float64)  # (M, 3, 3), columns
-    d0, d1, d2 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
-    # Shepperd's method: pick the largest of w, x, y, z to divide by, for stability.
-    cand = np.stack([1 + (d0 + d1 + d2), 1 + d0 - d1 - d2, 1 - d0 + d1 - d2, 1 - d0 - d1 + d2], -1)
-    pick = np.argmax(cand, -1)
-    q = np.empty((len(m), 4))
-    for p in range(4):  # each frame's own formulas only (most frames share one or two picks)
-        sel = np.flatnonzero(pick == p)
-        r = m[sel]
-        s = np.sqrt(np.maximum(cand[sel, p], 1e-12)) * 2
-        d21, d02, d10 = r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]
-        s01, s02, s12 = r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1]
-        if p == 0:
-            wxyz = (s / 4, d21 / s, d02 / s, d10 / s)
-        elif p == 1:
-            wxyz = (d21 / s, s / 4, s01 / s, s02 / s)
-        elif p == 2:
-            wxyz = (d02 / s, s01 / s, s / 4, s12 / s)
-        else:
-            wxyz = (d10 / s, s02 / s, s12 / s, s / 4)
-        q[sel] = np.stack(wxyz, -1)
+    (m00, m10, m20), (m01, m11, m21), (m02, m12, m22) = (np.asarray(c, np.float64).T for c in (u, v, n))
+    # Shepperd's method: divide by the largest of 4w², 4x², 4y², 4z² (each frame picks its own), for stability.
+    cand = np.stack([1 + (m00 + m11 + m22), 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22])
+    pick = np.argmax(cand, 0)
+    s = np.sqrt(np.maximum(np.take_along_axis(cand, pick[None], 0)[0], 1e-12)) * 2
+    quarter, d21, d02, d10 = s / 4, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s
+    s01, s02, s12 = (m01 + m10) / s, (m02 + m20) / s, (m12 + m21) / s
+    q = np.stack([np.choose(pick, choices) for choices in ((quarter, d21, d02, d10), (d21, quarter, s01, s02),
+                                                         (d02, s01, quarter, s12), (d10, s02, s12, quarter))], -1)
     q *= np.sign(q[:, :1] + 1e-12)
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 

@@ -228,14 +228,12 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
                                 weights=spec.weights)
     view = open_view(spec, x, y, generator if hasattr(generator, "estimate") else None, settings)
     objects = view.object_tile(getattr(generator, "photo_context", True))
-    scene, meshed = None, None
-    if objects is not None:
-        scene = generator.generate(objects.tile, settings, lambda *_: None)
-        meshed = mesh_source(scene, objects.cut(), kinds=OBJECT_KINDS)
+    scene = None if objects is None else generator.generate(objects.tile, settings, lambda *_: None)
     # The background thread prepares the bake's sources while the terrain and the first LOD's
     # meshes are made, then encodes each LOD's file while the next one is made (on one core: in turn).
     with ThreadPoolExecutor(1) if threads != 1 else nullcontext(_InTurn()) as background:
         field = None if scene is None else background.submit(lambda: bake_field(_only_objects(scene)))
+        meshed = None if objects is None else mesh_source(scene, objects.cut(), kinds=OBJECT_KINDS)
         src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene,
                        _TerrainImages(spec, view, x, y), field)
         files, triangles, lods = [], 0, []
