@@ -371,30 +371,37 @@ def _voxel_colours(field: BakeField, points: np.ndarray, kinds: np.ndarray) -> n
     return out
 
 
-def _dilate(image: np.ndarray, covered: np.ndarray, background: np.ndarray, dilate_px: int) -> np.ndarray:
+def _dilate(image: np.ndarray, covered: np.ndarray, background: np.ndarray, dilate_px: int,
+            map_: Callable = map) -> np.ndarray:
     """Copy the nearest covered texel into uncovered ones within ``dilate_px``; ``background`` beyond.
 
     Nearest in the chessboard metric, which is what a bilinear footprint reaches; it is also a
     third of the cost of the Euclidean transform on large atlases. Done in strips of DILATE_ROWS
     rows (with ``dilate_px`` rows either side, so every texel within reach is seen): the
-    transform over a whole large atlas is three times slower than over its strips.
+    transform over a whole large atlas is three times slower than over its strips. ``map_`` runs
+    the strips (a thread pool's map: each writes only its own uncovered texels and reads only
+    covered ones).
     """
     if covered.all() or not covered.any():
         return image
     height = covered.shape[0]
-    for top in range(0, height, DILATE_ROWS):
+
+    def strip(top: int) -> None:
         lo, bottom = max(top - dilate_px, 0), min(top + DILATE_ROWS, height)
         hi = min(bottom + dilate_px, height)
         rows = image[top:bottom]
         if not covered[lo:hi].any():
             rows[...] = background
-            continue
+            return
         dist, (ri, ci) = ndimage.distance_transform_cdt(~covered[lo:hi], metric="chessboard", return_indices=True)
         own = slice(top - lo, bottom - lo)
         dist, ri, ci = dist[own], ri[own], ci[own]
         near = (dist > 0) & (dist <= dilate_px)
         rows[near] = image[ri[near] + lo, ci[near]]
         rows[dist > dilate_px] = background
+
+    for _ in map_(strip, range(0, height, DILATE_ROWS)):
+        pass
     return image
 
 
@@ -436,7 +443,8 @@ def bake_albedo(atlas: Atlas, scene: Scene, dilate_px: int = 8, threads: int | N
             image[flat] = to_u8(colour)
             if progress is not None:
                 progress(done / len(chunks), f"{done}/{len(chunks)} texel blocks")
-    covered = owner >= 0
-    # The background colour: the mean of a regular sample of the covered texels is plenty.
-    background = image[np.flatnonzero(covered)[::97]].mean(0).round() if covered.any() else 0
-    return _dilate(image.reshape(height, width, 3), covered.reshape(height, width), background, dilate_px)
+        covered = owner >= 0
+        # The background colour: the mean of a regular sample of the covered texels is plenty.
+        background = image[np.flatnonzero(covered)[::97]].mean(0).round() if covered.any() else 0
+        return _dilate(image.reshape(height, width, 3), covered.reshape(height, width), background, dilate_px,
+                       pool.map)
