@@ -160,6 +160,25 @@ def _compose(terrain: np.ndarray, objects: np.ndarray | None) -> np.ndarray:
 
 
 @dataclass
+class _Terrain:
+    """One LOD's terrain: its mesh (UVs in texels of its block, not yet 0..1) and that block."""
+
+    mesh: TexturedMesh
+    image: np.ndarray  # (n + 1, n + 1, 3) uint8 ground colours (see ``_TerrainImages``)
+
+
+def _terrain_lods(spec: WorldSpec, preset: Preset, view: View, x: int, y: int) -> list[_Terrain]:
+    """Every LOD's terrain: the chunk's own ground, which needs none of its objects."""
+    area = spec.chunk_size ** 2
+    grid, images, lods = terrain_grid(spec, view, x, y), _TerrainImages(spec, view, x, y), []
+    for lod in range(spec.lods):
+        n = _terrain_texels(spec, preset.texel_budget(area) >> lod)
+        simplified = _simplified(grid, int((preset.triangle_budget(area) >> lod) * TERRAIN_SHARE))
+        lods.append(_Terrain(_terrain_mesh(spec, view, x, y, simplified, n), images(n)))
+    return lods
+
+
+@dataclass
 class _Sources:
     """What every LOD of one chunk is made from."""
 
@@ -167,10 +186,8 @@ class _Sources:
     preset: Preset
     x: int
     y: int
-    view: View
-    grid: _Grid               # full-resolution terrain
+    terrain: Future[list[_Terrain]]
     scene: Scene | None       # the owned objects (and the ground under them, for trunks), or None
-    images: _TerrainImages
     field: Future[BakeField] | None  # the objects' colours, prepared once for every LOD's bake
 
 
@@ -182,8 +199,8 @@ def _lod(src: _Sources, lod: int, threads: int | None,
     spec, preset, x, y, scene = src.spec, src.preset, src.x, src.y, src.scene
     area = spec.chunk_size ** 2
     triangles, texels = preset.triangle_budget(area) >> lod, preset.texel_budget(area) >> lod
-    n = _terrain_texels(spec, texels)
-    terrain = _terrain_mesh(spec, src.view, x, y, _simplified(src.grid, int(triangles * TERRAIN_SHARE)), n)
+    ground = src.terrain.result()[lod]
+    terrain, n = ground.mesh, len(ground.image) - 1
     meshes, image = [terrain], None
     if scene is not None:
         # A LOD's budget is a target: the objects get what the terrain left, more when they cannot fit.
@@ -195,7 +212,7 @@ def _lod(src: _Sources, lod: int, threads: int | None,
         objects = simplified.coarser()
         atlas, image = unwrap_bake(scene, object_meshes, budget, threads, field=src.field)
         meshes += atlas.meshes
-    composed = _compose(src.images(n), image)
+    composed = _compose(ground.image, image)
     height, width = composed.shape[:2]
     terrain.uvs = terrain.uvs / np.array([width, height], np.float32)
     for mesh in meshes[1:]:
@@ -227,15 +244,16 @@ def make_chunk(spec: WorldSpec, preset: Preset, x: int, y: int, threads: int | N
     settings = GenerateSettings(seed=spec.seed, device="cpu", chunk=ChunkPlace(x, y, spec.chunk_size, spec.band),
                                 weights=spec.weights)
     view = open_view(spec, x, y, generator if hasattr(generator, "estimate") else None, settings)
-    objects = view.object_tile(getattr(generator, "photo_context", True))
-    scene = None if objects is None else generator.generate(objects.tile, settings, lambda *_: None)
-    # The background thread prepares the bake's sources while the terrain and the first LOD's
-    # meshes are made, then encodes each LOD's file while the next one is made (on one core: in turn).
+    # The background thread makes the terrain while the objects are found and generated, prepares
+    # the bake's sources while the first LOD's meshes are made, then encodes each LOD's file while
+    # the next one is made (on one core: in turn).
     with ThreadPoolExecutor(1) if threads != 1 else nullcontext(_InTurn()) as background:
+        terrain = background.submit(_terrain_lods, spec, preset, view, x, y)
+        objects = view.object_tile(getattr(generator, "photo_context", True))
+        scene = None if objects is None else generator.generate(objects.tile, settings, lambda *_: None)
         field = None if scene is None else background.submit(lambda: bake_field(_only_objects(scene)))
         meshed = None if objects is None else mesh_source(scene, objects.cut(), kinds=OBJECT_KINDS)
-        src = _Sources(spec, preset, x, y, view, terrain_grid(spec, view, x, y), scene,
-                       _TerrainImages(spec, view, x, y), field)
+        src = _Sources(spec, preset, x, y, terrain, scene, field)
         files, triangles, lods = [], 0, []
         for lod in range(spec.lods):
             textured, meshed = _lod(src, lod, threads, meshed)
