@@ -14,6 +14,9 @@
   chunk's corner, the border texels exactly on the border, coloured by the world's ground colour:
   neighbours sample the same world positions. Object charts are packed and baked by the existing
   unwrap and bake stages and placed beside it.
+- LODs share what they can: the objects' top surfaces are extracted once and each coarser LOD
+  simplifies the finer one's (``core.convert.Tops``); every bake uses one prepared splat field;
+  the terrain of every LOD is made on a background thread while the objects are generated.
 """
 from __future__ import annotations
 
