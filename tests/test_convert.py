@@ -627,3 +627,22 @@ def test_compacting_faces_is_what_unique_gives():
     expect_used, expect_local = np.unique(faces, return_inverse=True)
     np.testing.assert_array_equal(used, expect_used)
     np.testing.assert_array_equal(local, expect_local.reshape(faces.shape))
+
+
+def test_a_coarser_lod_starts_from_the_finer_lods_tops():
+    """A world chunk's coarser LOD simplifies the finer LOD's tops (Tops.coarser), not the full
+    resolution again: its meshes are watertight, within its budget, and lie on the finest LOD's
+    shape (heights from above within a few decimetres on average)."""
+    from satforge.core.convert import mesh_source
+    from satforge.world.surface import Grid, heights
+
+    source = mesh_source(town())
+    fine, tops = source.meshes(8000)
+    coarse, _ = tops.coarser().meshes(4000)
+    assert sum(len(m.faces) for m in coarse) <= 4000 < sum(len(m.faces) for m in fine)
+    assert sum(len(s.faces) for s in tops.surfaces) < sum(len(s.faces) for s in source.surfaces) // 4
+    for m in coarse:
+        assert trimesh.Trimesh(m.vertices, m.faces, process=False).is_watertight, m.kind
+    grid = Grid(west=-32.0, north=32.0, dx=0.25, dy=0.25, cols=256, rows=256)
+    top = lambda meshes: heights(np.concatenate([m.vertices[m.faces] for m in meshes]).astype(np.float64), grid)
+    assert np.sqrt(np.mean((top(coarse) - top(fine)) ** 2)) < 0.5

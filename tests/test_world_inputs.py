@@ -399,3 +399,38 @@ def test_woods_stand_in_clusters_not_in_a_lattice():
     crowns_per_clump = np.bincount(np.unique(labels[trees] * len(anchors) + crown.ravel()) // len(anchors))
     assert (crowns_per_clump >= 2).sum() > 0.1 * count
     assert (crowns_per_clump[1:] == 1).any()
+
+
+@pytest.mark.parametrize("style", [{}, {"urban": 0.3, "woods": 0.2}, {"urban": 0.7, "woods": -0.2, "crown": 1.6}])
+def test_cover_levels_say_what_the_objects_show(style):
+    """The calibration reads every noise level's cover from Procedural.cover_levels: at the style's
+    own levels that is exactly where its objects are buildings and trees."""
+    from satforge.world import source
+
+    x, y = np.meshgrid(np.arange(-300.0, 300.0, 1.3), np.arange(-200.0, 250.0, 1.3))
+    world = source.Procedural(7, source.Style(**style))
+    shown = world.objects(x, y).class_id
+    buildings = world.cover_levels(x, y, source.BUILDING) > world.style.urban
+    trees = world.cover_levels(x, y, source.TREE) > world.style.woods
+    np.testing.assert_array_equal(buildings, shown == source.BUILDING)
+    np.testing.assert_array_equal(trees, shown == source.TREE)
+    assert 0.01 < buildings.mean() + trees.mean() < 0.9
+
+
+def test_a_chunks_tile_samples_the_photo_only_where_the_generator_reads_it(city_files, tmp_path):
+    """Without photo_context (the default generator) a chunk's tile is coloured only where it is
+    valid: the scene made from it is the same as from the fully coloured tile."""
+    from satforge.core.generators import ChunkPlace, GenerateSettings, get_generator
+    from satforge.core.inputs import InputFiles
+    from satforge.world.run import world_settings
+
+    spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=city_files["rgb"]), {"chunk_size": 64.0, "seed": 5})
+    view = open_view(spec, 1, 1)
+    whole, shown = view.object_tile(True).tile, view.object_tile(False).tile
+    assert (shown.rgb[~shown.image_valid] == 0).all() and (whole.rgb[~whole.image_valid] > 0).any()
+    np.testing.assert_array_equal(shown.rgb[shown.image_valid], whole.rgb[whole.image_valid])
+    settings = GenerateSettings(seed=5, device="cpu", chunk=ChunkPlace(1, 1, spec.chunk_size, spec.band))
+    generator = get_generator("default")
+    a, b = (generator.generate(t, settings, lambda *_: None).splats for t in (whole, shown))
+    for name in ("position", "rotation", "colour", "class_id"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
