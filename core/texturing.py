@@ -23,9 +23,7 @@ from .unwrap import Atlas
 if TYPE_CHECKING:
     from .bake import BakeField
     from .convert import MeshSource
-    from .convert.solids import Cut
     from .meshes import KindMesh
-    from .schemes import SurfaceKind
 
 T = TypeVar("T")
 # stage(name, work) runs one sub-stage; callers time it, report progress, or just call it.
@@ -81,16 +79,13 @@ def unwrap_bake(scene: Scene, meshes: list[KindMesh], budget: Budget, threads: i
 
 
 def mesh_unwrap_bake(scene: Scene, budget: Budget, threads: int | None = None,
-                     stage: StageFn = _run, cut: Cut | None = None,
-                     progress: Callable[[float, str], None] | None = None,
-                     kinds: tuple[SurfaceKind, ...] | None = None) -> tuple[Atlas, np.ndarray]:
-    """(UV-unwrapped meshes in one atlas, (H, W, 3) uint8 baked albedo) within ``budget``.
-    ``threads`` bounds the cores used by the simplifier and the bake (default every core); the
-    result does not depend on it.
-    ``cut``: where a world chunk cuts solids that go on beyond it (``convert.solids.Cut``).
-    ``progress(fraction, message)``: how far the current sub-stage is (simplifier passes, packings,
-    the bake's texels). ``kinds``: the kinds to mesh, default all (see ``convert.mesh_source``)."""
+                     stage: StageFn = _run,
+                     progress: Callable[[float, str], None] | None = None) -> tuple[Atlas, np.ndarray]:
+    """(UV-unwrapped meshes of every kind in one atlas, (H, W, 3) uint8 baked albedo) within
+    ``budget``. ``threads`` bounds the cores used by the simplifier and the bake (default every
+    core); the result does not depend on it. ``progress(fraction, message)``: how far the current
+    sub-stage is (simplifier passes, packings, the bake's texels)."""
     from .convert import mesh_source
 
-    meshes, _ = meshes_within(mesh_source(scene, cut, progress, kinds), budget, stage, progress, threads)
+    meshes, _ = meshes_within(mesh_source(scene, progress=progress), budget, stage, progress, threads)
     return unwrap_bake(scene, meshes, budget, threads, stage, progress)

@@ -122,23 +122,14 @@ def _terrain_texels(spec: WorldSpec, budget: int) -> int:
     return n
 
 
-class _TerrainImages:
-    """(n + 1, n + 1, 3) uint8 ground colour at texel centres, row 0 on the north border, for any
-    power of two n: the finest (LOD 0's) is sampled once and a coarser one takes every k-th texel of
-    it, the same world positions; neighbours do the same, so their border texels still agree."""
-
-    def __init__(self, spec: WorldSpec, view: View, x: int, y: int):
-        self.spec, self.view, self.x, self.y = spec, view, x, y
-        self.finest: np.ndarray | None = None
-
-    def __call__(self, n: int) -> np.ndarray:
-        if self.finest is None or self.finest.shape[0] - 1 < n:
-            size = self.spec.chunk_size
-            along = np.arange(n + 1) * (size / n)
-            gx, gy = np.meshgrid(self.x * size + along, (self.y + 1) * size - along)
-            self.finest = to_u8(self.view.ground_colour(gx, gy))
-        step = (self.finest.shape[0] - 1) // n
-        return self.finest[::step, ::step]
+def _ground_image(spec: WorldSpec, view: View, x: int, y: int, n: int) -> np.ndarray:
+    """(n + 1, n + 1, 3) uint8 ground colour at texel centres, one every S / n metres from the
+    chunk's corner, row 0 on the north border: neighbours sample the same world positions, so
+    their border texels agree. Every k-th texel of it is the same for n / k."""
+    size = spec.chunk_size
+    along = np.arange(n + 1) * (size / n)
+    gx, gy = np.meshgrid(x * size + along, (y + 1) * size - along)
+    return to_u8(view.ground_colour(gx, gy))
 
 
 def _terrain_mesh(spec: WorldSpec, view: View, x: int, y: int, grid: _Grid, n: int) -> TexturedMesh:
@@ -167,17 +158,20 @@ class _Terrain:
     """One LOD's terrain: its mesh (UVs in texels of its block, not yet 0..1) and that block."""
 
     mesh: TexturedMesh
-    image: np.ndarray  # (n + 1, n + 1, 3) uint8 ground colours (see ``_TerrainImages``)
+    image: np.ndarray  # (n + 1, n + 1, 3) uint8 ground colours (see ``_ground_image``)
 
 
 def _terrain_lods(spec: WorldSpec, preset: Preset, view: View, x: int, y: int) -> list[_Terrain]:
-    """Every LOD's terrain: the chunk's own ground, which needs none of its objects."""
+    """Every LOD's terrain: the chunk's own ground, which needs none of its objects. The ground
+    colour is sampled once, for the finest LOD; a coarser one takes every k-th texel of it."""
     area = spec.chunk_size ** 2
-    grid, images, lods = terrain_grid(spec, view, x, y), _TerrainImages(spec, view, x, y), []
-    for lod in range(spec.lods):
-        n = _terrain_texels(spec, preset.texel_budget(area) >> lod)
+    sides = [_terrain_texels(spec, preset.texel_budget(area) >> lod) for lod in range(spec.lods)]
+    grid, finest = terrain_grid(spec, view, x, y), _ground_image(spec, view, x, y, sides[0])
+    lods = []
+    for lod, n in enumerate(sides):
         simplified = _simplified(grid, int((preset.triangle_budget(area) >> lod) * TERRAIN_SHARE))
-        lods.append(_Terrain(_terrain_mesh(spec, view, x, y, simplified, n), images(n)))
+        step = sides[0] // n
+        lods.append(_Terrain(_terrain_mesh(spec, view, x, y, simplified, n), finest[::step, ::step]))
     return lods
 
 

@@ -105,7 +105,7 @@ CROWN_STEP = 0.1     # ... in steps of this
 # clearance, continued water and roads): calibrated to this times the inputs' shares, the ring of
 # chunks around an input shows about its shares, and a large world stays within 0.1 of them.
 BOOST = 1.2
-DENSEST_WOODS = -0.5  # the lowest noise level a calibration sets (value noise lies in [0, 1])
+DENSEST_WOODS = -0.5  # the lowest woods level a calibration sets: below every tree's (see ``_tree_cells``)
 
 
 def style_from_shares(seed: int, building_share: float, tree_share: float, building_height: float | None,
@@ -218,11 +218,17 @@ class Procedural:
         level = np.where(buildable, _urban(seed, mx, my), -np.inf)
         return ix, iy, level, x0, y0, x1, y1
 
+    def _on_footprint(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(lot ix, iy, the building level (see ``_footprint``) where a position lies on its lot's
+        footprint, -inf elsewhere; the footprint's x0, y1: its north-west corner)."""
+        ix, iy, level, x0, y0, x1, y1 = self._footprint(x, y)
+        return ix, iy, np.where((x >= x0) & (x < x1) & (y >= y0) & (y < y1), level, -np.inf), x0, y1
+
     def _buildings(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """(inside, height, roof colour, anchor) of the building of each position's lot."""
         seed = self.seed
-        ix, iy, level, x0, y0, x1, y1 = self._footprint(x, y)
-        inside = (level > self.style.urban) & (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+        ix, iy, level, x0, y1 = self._on_footprint(x, y)
+        inside = level > self.style.urban
         height = 3.0 * (1 + np.floor(self.style.storeys * hash_uniform(seed, 16, ix, iy))) + 0.5
         tint = hash_uniform(seed, 17, ix, iy)[..., None]
         roof = np.array(COLOURS[BUILDING]) * (1 - tint) + np.array([0.45, 0.45, 0.47]) * tint
@@ -341,8 +347,7 @@ class Procedural:
         TREE) at which ``objects`` shows class ``cls`` at each position, the other knobs as this
         style has them: -inf where it shows on no level, inf where on every level (avenues). The
         cover at a level is where this exceeds it, so a calibration measures every level at once."""
-        _, _, level, x0, y0, x1, y1 = self._footprint(x, y)
-        building = np.where((x >= x0) & (x < x1) & (y >= y0) & (y < y1), level, -np.inf)
+        building = self._on_footprint(x, y)[2]
         if cls == BUILDING:
             return building
         (level, *_), near, d = self._crowns(x, y)
