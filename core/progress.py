@@ -16,8 +16,7 @@ from typing import TextIO
 
 # Share of the whole run each stage takes (roughly, measured on a 256² tile); drives the overall %.
 STAGE_WEIGHTS = {"read": 0.10, "generate": 0.30, "mesh": 0.15, "unwrap": 0.05, "bake": 0.25, "export": 0.15,
-                 "world": 0.9,     # `satforge world`: its chunks, then
-                 "tiles": 0.1,     # the upper tiles and the tileset
+                 "world": 1.0,     # `satforge world`: its chunks and upper tiles
                  "estimate": 0.9,  # `satforge estimate`: read, then this
                  "fetch": 1.0}     # `satforge weights fetch`
 HEARTBEAT_S = 1.0  # a stage quiet for this long repeats its last update

@@ -120,12 +120,27 @@ def test_upper_tiles_rebuild_byte_for_byte_in_worker_processes(world, tmp_path, 
     """Only the upper tiles to make (every chunk is there): worker processes make them."""
     out = shutil.copytree(world, tmp_path / "w")
     shutil.rmtree(out / "tiles" / "hlod")
-    monkeypatch.setattr(run, "serial_map", None)  # not in this process
+    monkeypatch.setattr(run, "_deferred", None)  # not in this process
     capsys.readouterr()
     assert main(["world", "--out", str(out), "--tiles", "0:2,0:2", *ARGS, "--workers", "2", "--progress", "json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    built = [e["message"] for e in events if e.get("stage") == "tiles" and e["message"].startswith("upper tile")]
+    built = [e["message"] for e in events if e.get("stage") == "world" and e["message"].startswith("upper tile")]
     assert sorted(set(built)) == [f"upper tile 1/{x},{y}" for x in (0, 1) for y in (0, 1)]
+    assert {p.name: p.read_bytes() for p in out.rglob("hlod/*/*.glb")} == \
+        {p.name: p.read_bytes() for p in world.rglob("hlod/*/*.glb")}
+    assert (out / "tileset.json").read_bytes() == (world / "tileset.json").read_bytes()
+    assert tiles(out) == tiles(world)
+
+
+def test_upper_tiles_are_built_while_chunks_are_made(world, tmp_path, capsys):
+    """A fresh world on 2 workers: an upper tile is built as soon as its chunks are, before the
+    world's last chunk (not in a stage of its own after every chunk), and the bytes are the same."""
+    out = tmp_path / "w"
+    capsys.readouterr()
+    assert main(["world", "--out", str(out), "--tiles", "0:2,0:2", *ARGS, "--workers", "2", "--progress", "json"]) == 0
+    said = [e["message"] for e in map(json.loads, capsys.readouterr().out.splitlines()) if e.get("message")]
+    first_tile = next(i for i, m in enumerate(said) if m.startswith("upper tile"))
+    assert first_tile < max(i for i, m in enumerate(said) if m.startswith("chunk")), said
     assert {p.name: p.read_bytes() for p in out.rglob("hlod/*/*.glb")} == \
         {p.name: p.read_bytes() for p in world.rglob("hlod/*/*.glb")}
     assert (out / "tileset.json").read_bytes() == (world / "tileset.json").read_bytes()

@@ -10,7 +10,6 @@ read input rasters themselves, so every worker needs them at the paths the drive
 """
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,10 +18,10 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..core.errors import InputError
 from ..core.presets import Preset
-from .chunk import ChunkResult, make_chunk
-from .hlod import Map
+from .chunk import make_chunk
+from .hlod import build_from_glbs
 from .layout import WorldSpec
-from .run import ordered_map, single_threaded
+from .run import single_threaded
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -94,43 +93,43 @@ def _checked(version: str, fn: Callable, *args):
     return fn(*args)
 
 
-def _slots(client: Client) -> int:
-    """Tasks kept in flight: two per worker thread, counted again as workers come and go."""
-    return IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+class DaskRunner:
+    """``run``'s runner on the cluster of ``client``: chunks keyed by chunk and world (so each
+    finished key is committed once), upper tiles with their children's bytes; two tasks per worker
+    thread in flight."""
 
+    def __init__(self, client: Client, spec: WorldSpec, preset: Preset):
+        from dask.base import tokenize
+        from distributed import as_completed
 
-def _result(future: Future):
-    try:
-        return future.result()
-    except WorkerVersionError as err:
-        raise InputError("--scheduler", str(err), f"install satforge {__version__} on every worker") from None
+        self.client, self.spec, self.preset = client, spec, preset
+        self.finished = as_completed(loop=client.loop)  # every task submitted, as it finishes
+        # The world's token in every key: two worlds on one scheduler never share a task, and a chunk
+        # resubmitted by the same world (same bytes) may.
+        self.world = tokenize(__version__, spec, preset)
 
+    def slots(self) -> int:
+        """Counted again as workers come and go."""
+        return IN_FLIGHT_PER_THREAD * max(1, sum(self.client.nthreads().values()))
 
-def dask_results(client: Client, spec: WorldSpec, preset: Preset,
-                 todo: list[tuple[int, int]]) -> Iterator[ChunkResult]:
-    """Chunk results as they finish on the cluster; at most ``_slots`` tasks in flight."""
-    from dask.base import tokenize
-    from distributed import as_completed
+    def chunk(self, x: int, y: int) -> Future:
+        return self._submit(make_chunk, self.spec, self.preset, x, y, 1, key=f"satforge-chunk-x{x}-y{y}-{self.world}")
 
-    # The world's token in every key: two worlds on one scheduler never share a task, and a chunk
-    # resubmitted by the same world (same bytes) may.
-    world = tokenize(__version__, spec, preset)
-    queue = iter(todo)
+    def tile(self, *args) -> Future:
+        return self._submit(build_from_glbs, *args)
 
-    def submit(x: int, y: int) -> Future:
-        return client.submit(_checked, __version__, make_chunk, spec, preset, x, y, 1,
-                             key=f"satforge-chunk-x{x}-y{y}-{world}", retries=RETRIES)
+    def _submit(self, fn: Callable, *args, **options) -> Future:
+        future = self.client.submit(_checked, __version__, fn, *args, retries=RETRIES, **options)
+        self.finished.add(future)
+        return future
 
-    finished = as_completed([submit(x, y) for x, y in itertools.islice(queue, _slots(client))], loop=client.loop)
-    for future in finished:
-        result = _result(future)
-        # Refill before the driver writes this result, so the workers never wait on the disk.
-        for x, y in itertools.islice(queue, max(0, _slots(client) - finished.count())):
-            finished.add(submit(x, y))
-        yield result
+    def done(self, futures: set[Future]) -> set[Future]:
+        """The next finished of ``futures`` (every one submitted and not yet given)."""
+        return set(self.finished.next_batch(block=True))
 
-
-def dask_map(client: Client) -> Map:
-    """``hlod.Map`` on the cluster (upper tiles: their children's bytes go with each task)."""
-    return ordered_map(lambda fn, *args: client.submit(_checked, __version__, fn, *args, retries=RETRIES),
-                       _slots(client), _result)
+    @staticmethod
+    def result(future: Future):
+        try:
+            return future.result()
+        except WorkerVersionError as err:
+            raise InputError("--scheduler", str(err), f"install satforge {__version__} on every worker") from None

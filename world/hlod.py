@@ -21,9 +21,9 @@ level a viewer draws, a tile costs at most what a chunk costs:
 
 Incremental: a tile is rebuilt only when what it is made from changed (the SHA-256 of its children's
 files, the world's settings, the builder's version), so adding chunks rebuilds only their ancestors,
-and a killed run resumes where it stopped. The tiles of a level are independent: worker processes
-or a Dask cluster's build them (``update``'s ``map_``); only the parent process writes, every file
-atomically, the index after each level.
+and a killed run resumes where it stopped. A tile is built as soon as its children are settled
+(``UpperTiles``), by worker processes or a Dask cluster's alongside the chunks still being made;
+only the parent process writes, every file atomically, the index after each tile.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import dataclasses
 import io
 import json
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,14 +56,6 @@ ROOT_CHILDREN = 4            # the quadtree stops at the first level with at mos
 GRID_OVERSAMPLING = 4        # terrain grid triangles per triangle of the terrain's budget, before simplifying
 
 Part = tuple[list[TexturedMesh], np.ndarray, tuple[float, float]]  # meshes, atlas, offset into the tile
-Map = Callable[[Callable, Iterable[tuple]], Iterator]  # (fn, argument tuples) -> fn's results, in order
-
-
-def serial_map(fn: Callable, jobs: Iterable[tuple]) -> Iterator:
-    """``Map`` in this process."""
-    return (fn(*job) for job in jobs)
-
-
 def levels(chunks: Iterable[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     """The tiles of every level, sorted: [chunks, level 1, ...], up to the first level with at most
     ROOT_CHILDREN tiles. Indices halve with floor (``>>``), so negative chunks fall in place."""
@@ -281,41 +273,88 @@ def _index_bytes(tiles: dict) -> bytes:
     return (json.dumps({"format": VERSION, "tiles": dict(sorted(tiles.items()))}, indent=1) + "\n").encode()
 
 
-def update(out: Path, spec: WorldSpec, manifest: dict, map_: Map = serial_map,
-           report: Callable[[float, str], None] | None = None) -> dict:
-    """Bring the upper tiles of ``out`` up to date with the manifest's chunks; returns the index's
-    tiles ({"L/X,Y": entry}) of the current quadtree. ``map_`` builds the stale tiles of a level
-    (``build_from_glbs`` on their children's bytes, read as it asks for them: in this process, or
-    on workers that need not see ``out``); this process writes each, the index after each level,
-    and ``report(fraction, message)`` hears of each."""
-    tiles = levels((e["x"], e["y"]) for e in manifest["chunks"].values())
-    below = children(tiles)
-    sha = {(0, e["x"], e["y"]): e["files"][-1]["sha256"] for e in manifest["chunks"].values()}
-    old, index = _read_index(out), {}
-    total, seen = sum(len(level) for level in tiles[1:]), 0
-    for level in range(1, len(tiles)):
-        stale = []
-        for x, y in tiles[level]:
-            kids = below[level][(x, y)]
-            sources = [(content_path(spec, level - 1, cx, cy), sha[(level - 1, cx, cy)]) for cx, cy in kids]
-            key, entry = _source_key(spec, sources), old.get(_index_key(level, x, y))
-            path = out / hlod_path(level, x, y)
-            if entry and entry["source"] == key and path.is_file() and path.stat().st_size == entry["bytes"]:
-                index[_index_key(level, x, y)], sha[(level, x, y)] = entry, entry["sha256"]
-            else:
-                stale.append((x, y, kids, key))
-        seen += len(tiles[level]) - len(stale)
-        jobs = ((spec, level, x, y, [(kid, (out / content_path(spec, level - 1, *kid)).read_bytes()) for kid in kids])
-                for x, y, kids, _ in stale)
-        for (x, y, _, key), built in zip(stale, map_(build_from_glbs, jobs)):
-            entry = _written(out, level, x, y, key, built)
-            index[_index_key(level, x, y)], sha[(level, x, y)] = entry, entry["sha256"]
-            seen += 1
-            if report is not None:
-                report(seen / total, f"upper tile {level}/{x},{y}")
-        write_if_changed(out / HLOD_INDEX, _index_bytes({**old, **index}))  # a killed run keeps what is done
-    write_if_changed(out / HLOD_INDEX, _index_bytes(index))
-    return index
+@dataclass(frozen=True)
+class TileJob:
+    """An upper tile to build: its children (level - 1) and the source key its entry will carry."""
+    level: int
+    x: int
+    y: int
+    kids: tuple[tuple[int, int], ...]
+    key: str
+
+
+class UpperTiles:
+    """The upper tiles of a world whose chunks will be ``chunks``, settled as their children are.
+
+    A tile is ready when all its children are settled (a chunk committed, an upper tile up to date):
+    if its index entry was made from the same sources and its file is there it is kept (and settles
+    in turn), else it is a ``TileJob`` for the caller to build anywhere (``arguments``: what
+    ``build_from_glbs`` takes) and hand back to ``built``, which writes it. So tiles are built while
+    chunks are still being made, each as soon as its children are done. The index is written after
+    every built tile (a killed run keeps what is done) and by ``finish`` (only the current tiles)."""
+
+    def __init__(self, out: Path, spec: WorldSpec, chunks: Iterable[tuple[int, int]]):
+        self.out, self.spec = out, spec
+        self.tiles = levels(chunks)
+        self.below = children(self.tiles)
+        self.waiting = {(level, x, y): len(kids) for level in range(1, len(self.tiles))
+                        for (x, y), kids in self.below[level].items()}
+        self.sha: dict[tuple[int, int, int], str] = {}
+        self.old, self.index = _read_index(out), {}
+
+    def order(self, chunks: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+        """``chunks`` in the order that makes the most of the tiles: each top-level tile's chunks
+        in Z-order (each upper tile's children one after the other, so tiles are ready early and
+        built while chunks are still made), the top-level tiles taking turns, so they are all
+        ready together at the end instead of one last chain of tiles on one core."""
+        top = len(self.tiles) - 1
+        by_top: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for x, y in sorted(chunks, key=lambda c: [((c[1] >> b) & 1, (c[0] >> b) & 1) for b in range(top - 1, -1, -1)]):
+            by_top.setdefault((x >> top, y >> top), []).append((x, y))
+        ranked = [(rank, tile, chunk) for tile, group in by_top.items() for rank, chunk in enumerate(group)]
+        return [chunk for _, _, chunk in sorted(ranked)]
+
+    @property
+    def left(self) -> int:
+        """Upper tiles not settled yet."""
+        return len(self.waiting) - len(self.index)
+
+    def settled(self, level: int, x: int, y: int, sha: str) -> list[TileJob]:
+        """Tile (level, x, y) (level 0: a chunk's coarsest LOD) is final with content ``sha``: the
+        upper tiles this makes ready to build."""
+        self.sha[(level, x, y)] = sha
+        parent = (level + 1, x >> 1, y >> 1)
+        if parent not in self.waiting:
+            return []
+        self.waiting[parent] -= 1
+        if self.waiting[parent]:
+            return []
+        kids = tuple(self.below[parent[0]][parent[1:]])
+        sources = [(content_path(self.spec, level, kx, ky), self.sha[(level, kx, ky)]) for kx, ky in kids]
+        job = TileJob(*parent, kids, _source_key(self.spec, sources))
+        entry, path = self.old.get(_index_key(*parent)), self.out / hlod_path(*parent)
+        if entry and entry["source"] == job.key and path.is_file() and path.stat().st_size == entry["bytes"]:
+            self.index[_index_key(*parent)] = entry
+            return self.settled(*parent, entry["sha256"])
+        return [job]
+
+    def arguments(self, job: TileJob) -> tuple:
+        """``build_from_glbs``'s arguments for ``job``: its children's bytes, read now."""
+        kids = [(kid, (self.out / content_path(self.spec, job.level - 1, *kid)).read_bytes()) for kid in job.kids]
+        return self.spec, job.level, job.x, job.y, kids
+
+    def built(self, job: TileJob, built: Built) -> list[TileJob]:
+        """Write ``job``'s tile; the tiles this makes ready."""
+        entry = _written(self.out, job.level, job.x, job.y, job.key, built)
+        self.index[_index_key(job.level, job.x, job.y)] = entry
+        write_if_changed(self.out / HLOD_INDEX, _index_bytes({**self.old, **self.index}))
+        return self.settled(job.level, job.x, job.y, entry["sha256"])
+
+    def finish(self) -> dict:
+        """Write the index of the current tiles ({"L/X,Y": entry}) and return it; every tile is settled."""
+        assert self.left == 0, f"{self.left} upper tiles were not settled"
+        write_if_changed(self.out / HLOD_INDEX, _index_bytes(self.index))
+        return self.index
 
 
 def build_from_glbs(spec: WorldSpec, level: int, x: int, y: int,

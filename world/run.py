@@ -1,10 +1,11 @@
 """Make a range of chunks: skip the finished ones, run the rest (in worker processes, or on a Dask
-cluster (dask_run), when asked), write each chunk's files, then commit it in the manifest; finally
-bring the upper tiles (built where the chunks were) and the tileset up to date.
+cluster (dask_run), when asked), write each chunk's files, then commit it in the manifest; build
+each upper tile (world.hlod) where the chunks are made as soon as its children are done, so the
+tiles fill the cores while the last chunks are made; finally write the tileset.
 
 Only this (parent) process writes: files first (atomically), then the manifest (atomically), so a
 kill at any moment leaves every committed chunk intact and at worst uncommitted files that the next
-run regenerates byte for byte. At most two chunks per worker are in flight, so memory does not
+run regenerates byte for byte. At most two tasks per worker are in flight, so memory does not
 grow with the world.
 """
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.atomic import write_bytes_atomic
 from ..core.contract import INPUT_ROLES, MANIFEST, MAX_CHUNKS_PER_RUN, TILESET, chunk_committed, chunk_key, tile_path
@@ -31,7 +33,7 @@ from ..core.presets import Preset, load_preset, preset_values
 from ..core.progress import Progress, peak_rss_mb
 from . import source
 from .chunk import ChunkResult, make_chunk, terrain_step
-from .hlod import Map, serial_map
+from .hlod import TileJob, UpperTiles, build_from_glbs
 from .inputs import check_unchanged, open_inputs
 from .layout import (
     WorldSpec,
@@ -208,54 +210,97 @@ def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         yield pool
 
 
-def _results(spec: WorldSpec, preset: Preset, todo: list[tuple[int, int]], processes: int, threads: int,
-             pool: ProcessPoolExecutor | None, client: Client | None) -> Iterator[ChunkResult]:
-    """Chunk results as they finish: on the Dask cluster of ``client`` when given, else in ``pool``
-    of ``processes`` (at most 2 per process in flight), else in this process; each on ``threads`` cores."""
-    if client is not None:
-        from .dask_run import dask_results  # Dask is an optional extra
+def _deferred(fn: Callable, *args) -> Future:
+    """A task for this process, run when waited for (``_LocalRunner.done``): so results are
+    committed before the next task starts, as the run goes on one task at a time."""
+    future: Future = Future()
+    future.task = (fn, args)  # type: ignore[attr-defined]
+    return future
 
-        yield from dask_results(client, spec, preset, todo)
-        return
-    if pool is None:
-        yield from (make_chunk(spec, preset, x, y, threads) for x, y in todo)
-        return
-    pending: set[Future] = set()
-    queue = iter(todo)
-    for x, y in queue:
-        pending.add(pool.submit(make_chunk, spec, preset, x, y, threads))
-        if len(pending) >= 2 * processes:
-            break
+
+@dataclass
+class _LocalRunner:
+    """Chunks on ``chunk_pool``'s processes (None: in this process, on ``threads`` cores each);
+    upper tiles on ``pool``'s (None: in this process); at most two tasks per process in flight,
+    so memory does not grow with the world."""
+    spec: WorldSpec
+    preset: Preset
+    pool: ProcessPoolExecutor | None
+    chunk_pool: ProcessPoolExecutor | None
+    threads: int
+    workers: int
+
+    def slots(self) -> int:
+        return 2 * self.workers if self.pool is not None else 1
+
+    def chunk(self, x: int, y: int) -> Future:
+        submit = self.chunk_pool.submit if self.chunk_pool is not None else _deferred
+        return submit(make_chunk, self.spec, self.preset, x, y, self.threads)
+
+    def tile(self, *args) -> Future:
+        return (self.pool.submit if self.pool is not None else _deferred)(build_from_glbs, *args)
+
+    def done(self, futures: set[Future]) -> set[Future]:
+        """Finished futures: a task of this process run now, else those of the pool that finish first."""
+        here = next((f for f in futures if hasattr(f, "task") and not f.done()), None)
+        if here is not None:
+            fn, args = here.task
+            here.set_result(fn(*args))
+            return {here}
+        return wait(futures, return_when=FIRST_COMPLETED).done
+
+    @staticmethod
+    def result(future: Future) -> Any:
+        return future.result()
+
+
+class _Runner(Protocol):
+    """Where a run's tasks go (``_LocalRunner``, ``dask_run.DaskRunner``): each submitted task is a
+    future; ``done`` waits until some have finished and gives those; ``slots`` is how many to keep
+    in flight."""
+
+    def slots(self) -> int: ...
+    def chunk(self, x: int, y: int) -> Any: ...
+    def tile(self, *args) -> Any: ...
+    def done(self, futures: set) -> set: ...
+    def result(self, future: Any) -> Any: ...
+
+
+def _make(out: Path, manifest: dict, todo: list[tuple[int, int]], upper: UpperTiles, ready: list[TileJob],
+          runner: _Runner, progress: Progress) -> int:
+    """Make the chunks of ``todo`` and the upper tiles as they become ready (``ready``: those ready
+    already), both on ``runner``, the tiles first: each chunk committed and each tile written as it
+    comes. Returns the chunks' triangles."""
+    chunks, tiles = deque(todo), deque(ready)
+    pending: dict[Any, TileJob | tuple[int, int]] = {}
+    total, triangles = len(todo) + upper.left, 0
+
+    def fill() -> None:
+        while len(pending) < runner.slots() and (tiles or chunks):
+            if tiles:
+                job = tiles.popleft()
+                pending[runner.tile(*upper.arguments(job))] = job
+            else:
+                x, y = chunks.popleft()
+                pending[runner.chunk(x, y)] = (x, y)
+
+    fill()
     while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            yield future.result()
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.add(pool.submit(make_chunk, spec, preset, *nxt, threads))
-
-
-def ordered_map(submit: Callable[..., Future], slots: int, result: Callable[[Future], Any] = Future.result) -> Map:
-    """``hlod.Map`` over futures ``submit(fn, *args)``: results in order, at most ``slots`` tasks in
-    flight (so the arguments held, children's bytes, stay bounded); ``result`` unwraps each."""
-    def map_(fn: Callable, jobs: Iterable[tuple]) -> Iterator:
-        pending: deque = deque()
-        for job in jobs:
-            pending.append(submit(fn, *job))
-            if len(pending) >= slots:
-                yield result(pending.popleft())
-        while pending:
-            yield result(pending.popleft())
-    return map_
-
-
-def _tile_map(pool: ProcessPoolExecutor | None, workers: int, client: Client | None) -> Map:
-    """Where upper tiles are built: where the chunks were."""
-    if client is not None:
-        from .dask_run import dask_map
-
-        return dask_map(client)
-    return serial_map if pool is None else ordered_map(pool.submit, 2 * workers)
+        for future in runner.done(set(pending)):
+            task, value = pending.pop(future), runner.result(future)
+            fill()  # before writing: the workers never wait on the disk
+            if isinstance(task, TileJob):
+                tiles.extend(upper.built(task, value))
+                message = f"upper tile {task.level}/{task.x},{task.y}"
+            else:
+                _commit(out, manifest, value)
+                triangles += value.triangles
+                tiles.extend(upper.settled(0, value.x, value.y, sha256(value.glbs[-1])))
+                message = f"chunk x{value.x} y{value.y}"
+            left = len(chunks) + sum(isinstance(t, tuple) for t in pending) + upper.left
+            progress.update(1 - left / total, message)
+        fill()
+    return triangles
 
 
 def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
@@ -283,23 +328,28 @@ def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple
     remove_dead_runs_temps(out)
     chunks = list(chunks)
     todo = [c for c in chunks if not chunk_committed(out, manifest, *c)]
-    triangles = 0
+    # The upper tiles of the world as it will be; those whose children are all there already are
+    # settled (kept, or ready to build) now, the others as their chunks are committed.
+    upper = UpperTiles(out, spec, {(e["x"], e["y"]) for e in manifest["chunks"].values()} | set(chunks))
+    todo, making = upper.order(todo), set(todo)
+    ready = [job for e in manifest["chunks"].values() if (e["x"], e["y"]) not in making
+             for job in upper.settled(0, e["x"], e["y"], e["files"][-1]["sha256"])]
     # Chunks take as many processes as there are chunks (one: this process), the spare cores as
     # threads; upper tiles take all the pool's (its processes start when first given work).
     processes = max(1, min(workers, len(todo)))
     threads = max(1, workers // processes)
     with _local_pool(1 if client is not None else workers) as pool:
+        if client is not None:
+            from .dask_run import DaskRunner  # Dask is an optional extra
+
+            runner: _Runner = DaskRunner(client, spec, preset)
+        else:
+            runner = _LocalRunner(spec, preset, pool, pool if processes > 1 else None, threads, workers)
         progress.begin("world")
-        chunk_pool = pool if processes > 1 else None
-        for done, result in enumerate(_results(spec, preset, todo, processes, threads, chunk_pool, client), 1):
-            _commit(out, manifest, result)
-            triangles += result.triangles
-            progress.update(done / len(todo), f"chunk x{result.x} y{result.y}")
+        triangles = _make(out, manifest, todo, upper, ready, runner, progress)
         progress.end("world")
-        write_if_changed(out / MANIFEST, manifest_bytes(manifest))
-        progress.begin("tiles")
-        write_tileset(out, spec, manifest, _tile_map(pool, workers, client), progress.update)
-        progress.end("tiles")
+    write_if_changed(out / MANIFEST, manifest_bytes(manifest))
+    write_tileset(out, spec, manifest, upper.finish())
     seconds = round(time.perf_counter() - start, 3)
     return {"outputs": [MANIFEST, TILESET, "tiles/"], "total_seconds": seconds,
             "triangles": {"total": triangles}, "chunks": {"made": len(todo), "skipped": len(chunks) - len(todo)},

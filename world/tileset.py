@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +110,7 @@ class _Tree:
 
 def tileset(spec: WorldSpec, manifest: dict, upper: dict) -> dict:
     """The tileset of ``manifest``'s chunks (each file entry with its measured ``error``) and the
-    upper tiles' index entries ``upper`` (world.hlod.update)."""
+    upper tiles' index entries ``upper`` (world.hlod.UpperTiles)."""
     georef = {"crs": spec.crs, "crs_units": spec.crs_units, "easting": spec.easting, "northing": spec.northing,
               "elevation": spec.elevation, "origin": "south-west corner of chunk (0, 0)",
               "frame": "x east, y north, z up, metres from the origin; root transform identity (no ECEF)"}
@@ -144,11 +143,8 @@ def _measured(out: Path, spec: WorldSpec, manifest: dict) -> dict:
     return {**manifest, "chunks": chunks}
 
 
-def write_tileset(out: Path, spec: WorldSpec, manifest: dict, map_: hlod.Map = hlod.serial_map,
-                  report: Callable[[float, str], None] | None = None) -> None:
-    """Bring the upper tiles up to date with the manifest (built by ``map_``, see ``hlod.update``),
-    then (re)write ``tileset.json``."""
-    manifest = _measured(out, spec, manifest)
-    upper = hlod.update(out, spec, manifest, map_, report)
-    data = (json.dumps(tileset(spec, manifest, upper), indent=1) + "\n").encode()
+def write_tileset(out: Path, spec: WorldSpec, manifest: dict, upper: dict) -> None:
+    """(Re)write ``tileset.json`` over the manifest's chunks and the upper tiles' index ``upper``
+    (world.hlod.UpperTiles.finish)."""
+    data = (json.dumps(tileset(spec, _measured(out, spec, manifest), upper), indent=1) + "\n").encode()
     write_if_changed(out / TILESET, data)
