@@ -140,8 +140,8 @@ def _world_parser(sub) -> None:
     world.add_argument("--generator", help=f"a chunk-safe generator (default: default). {_generators_help()}")
     _weights_arguments(world)
     world.add_argument("--workers", type=int, default=None,
-                       help="cores to use: chunks made at once, one core each (default: every core, as far as "
-                       "memory allows; with --scheduler local: the LocalCluster's processes; a remote scheduler "
+                       help="cores to use: chunks made at once, one core each (default: every core, as far as the "
+                       "free memory allows; with --scheduler local: the LocalCluster's processes; a remote scheduler "
                        "has its own workers)")
     world.add_argument("--scheduler", metavar="ADDRESS", help="make the chunks on a Dask cluster: "
                        "tcp://HOST:8786, or local (default: $DASK_SCHEDULER_ADDRESS, else local processes; "

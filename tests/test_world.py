@@ -20,6 +20,7 @@ from scipy.interpolate import griddata
 
 from satforge.cli import main
 from satforge.core.schemes import SurfaceKind
+from satforge.world import run
 from satforge.world.hlod import read_glb
 
 
@@ -65,6 +66,17 @@ def test_chunk_alone_equals_chunk_in_a_larger_run(world, tmp_path):
     for lod in range(LODS):
         name = f"tiles/{lod}/tile_x1_y1.glb"
         assert (alone / name).read_bytes() == (world / name).read_bytes()
+
+
+@pytest.mark.parametrize("available_kb, workers", [(4_194_304, 2), (1_000, 1), (64_000_000, 8)])
+def test_default_workers_leave_the_memory_others_hold(tmp_path, monkeypatch, available_kb, workers):
+    """8 cores on a 64 GB machine where Blender holds most of it: the workers fit the memory free
+    now (1.5 GB each), at least one, at most one per core."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       67108864 kB\nMemFree:          500000 kB\nMemAvailable:   {available_kb} kB\n")
+    monkeypatch.setattr(run, "MEMINFO", meminfo)
+    monkeypatch.setattr(run, "cores", lambda: 8)
+    assert run.default_workers() == workers
 
 
 @pytest.mark.parametrize("workers", ["1", "3"])

@@ -155,15 +155,30 @@ def check_spec(spec: WorldSpec) -> None:
 
 PR_SET_PDEATHSIG = 1     # Linux prctl: a signal the kernel sends a process when its parent dies
 WORKER_MEMORY_GB = 1.5  # a worker's room: a 128 m photo-only chunk peaks near 0.5 GB, larger chunks take more
+MEMINFO = Path("/proc/meminfo")  # Linux: the memory free for new work (MemAvailable)
 
 
 def default_workers() -> int:
-    """Every core, as far as memory gives each worker WORKER_MEMORY_GB."""
-    try:
-        memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): cores alone
+    """Every core, as far as the memory free now gives each worker WORKER_MEMORY_GB."""
+    memory_gb = _available_memory_gb()
+    if memory_gb is None:
         return cores()
     return max(1, min(cores(), int(memory_gb / WORKER_MEMORY_GB)))
+
+
+def _available_memory_gb() -> float | None:
+    """Memory a run can take without swapping: Linux's MemAvailable (Blender or a browser may hold
+    much of the machine's), else the physical total; None where neither is known (Windows)."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2 ** 20  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def single_threaded() -> None:
