@@ -108,3 +108,35 @@ def seam_contrast(view: TopView, size: float, gsd: float) -> tuple[float, float]
         across.append(diff[both & at_border])
         inside.append(diff[both & ~at_border])
     return float(np.concatenate(across).mean()), float(np.concatenate(inside).mean())
+
+
+def crowns_on_trunks(path: Path, size: float) -> tuple[int, int]:
+    """(floating crowns wholly inside a chunk's square, how many of them stand on a trunk) at one of
+    its LODs: the vegetation mesh welded into connected parts; a trunk is a part whose foot is on
+    the ground, a crown one whose underside is 0.5 m or more above it, held when a trunk's centre
+    lies within its extent."""
+    from scipy.interpolate import griddata
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from satforge.core.schemes import SurfaceKind
+    from satforge.world.hlod import read_glb
+
+    meshes, _ = read_glb(path.read_bytes())
+    ground = next(m for m in meshes if m.kind == SurfaceKind.TERRAIN)
+    trees = next(m for m in meshes if m.kind == SurfaceKind.VEGETATION)
+    points, weld = np.unique(trees.vertices, axis=0, return_inverse=True)
+    faces = weld.ravel()[trees.faces]
+    n = len(points)
+    edges = coo_matrix((np.ones(faces.size), (faces.ravel(), np.roll(faces, 1, 1).ravel())), shape=(n, n))
+    parts, label = connected_components(edges, directed=False)
+    clearance = points[:, 2] - griddata(ground.vertices[:, :2], ground.vertices[:, 2], points[:, :2])
+    low, lo, hi = np.full(parts, np.inf), np.full((parts, 2), np.inf), np.full((parts, 2), -np.inf)
+    np.minimum.at(low, label, np.nan_to_num(clearance, nan=np.inf))
+    np.minimum.at(lo, label, points[:, :2])
+    np.maximum.at(hi, label, points[:, :2])
+    trunks = (lo[low < 0.2] + hi[low < 0.2]) / 2
+    inside = (lo > -size / 2 + 0.5).all(1) & (hi < size / 2 - 0.5).all(1)
+    crowns = np.flatnonzero((low > 0.5) & inside)
+    held = sum(bool(((trunks >= lo[c]) & (trunks <= hi[c])).all(1).any()) for c in crowns)
+    return len(crowns), held

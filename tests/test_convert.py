@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 import pytest
 import trimesh
+from scipy import ndimage
 
 from satforge.core.convert import BudgetError, scene_to_meshes
 from satforge.core.convert.columns import ColumnGrid, Columns, scene_columns, splat_normal_z
@@ -417,6 +418,28 @@ def test_tree_is_a_rounded_crown_on_a_trunk_not_a_prism():
         r = np.hypot(v[:, 0] - TREE_CENTRE[0], v[:, 1] - TREE_CENTRE[1])
         rim = v[r > r.max() - 0.3, 2]
         assert 3.3 < rim.min() and rim.max() < 6.0, budget
+
+
+def test_a_small_tree_beside_a_taller_one_gets_its_own_trunk():
+    """Two crowns a cell apart (their tops closer than one crown's reach): each gets a trunk under
+    its own top, the small one too (it was no peak of its taller neighbour's window)."""
+    from satforge.core.convert.trunks import crown_cells, trunk_boxes
+
+    size, n = 0.5, 40
+    x, y = np.meshgrid((np.arange(n) + 0.5) * size, (np.arange(n) + 0.5) * size, indexing="ij")
+    top, mask = np.zeros((n, n)), np.zeros((n, n), bool)
+    centres = [(7.0, 10.0), (11.0, 10.0)]
+    for (cx, cy), radius, height in zip(centres, (2.5, 0.8), (12.0, 6.0)):
+        r = np.hypot(x - cx, y - cy) / radius
+        mask |= r < 1
+        top = np.where(r < 1, height - 2 * r, top)
+    canopy = Columns(SurfaceKind.VEGETATION, mask, top, np.where(mask, 3.0, 0.0), np.full((n, n), 3, np.uint8), mask)
+    i, j = crown_cells(canopy, np.zeros((n, n)), size)
+    assert ndimage.label(mask)[1] == 2
+    found = np.column_stack([(i + 0.5) * size, (j + 0.5) * size])
+    assert len(found) == 2 and all(np.hypot(*(found - c).T).min() <= 0.5 for c in centres), found
+    boxes = trunk_boxes(canopy, np.zeros((n, n)), 0.0, 0.0, size)
+    assert len(boxes.faces) == 2 * 12 and boxes.vertices[:, 2].min() == 0.0
 
 
 def test_trunks_are_baked_bark_not_canopy():

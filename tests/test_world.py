@@ -15,7 +15,17 @@ import numpy as np
 import pygltflib
 import pytest
 from helpers_validate import assert_valid_gltf
-from helpers_world import ARGS, LODS, S, assert_borders_identical, make_world, seam_contrast, tiles, top_view
+from helpers_world import (
+    ARGS,
+    LODS,
+    S,
+    assert_borders_identical,
+    crowns_on_trunks,
+    make_world,
+    seam_contrast,
+    tiles,
+    top_view,
+)
 from scipy.interpolate import griddata
 
 from satforge.cli import main
@@ -49,6 +59,12 @@ def test_trees_stand_on_trunks(world):
     clearance = canopy.vertices[:, 2] - below
     assert np.nanmax(clearance) > 3, "tall crowns"
     assert (np.abs(clearance) < 0.2).sum() >= 4 * 5, "at least five trunks' feet on the ground"
+    # Chunks (0, 1) and (1, 1) have fewer crowns than their trunk cap (a third of the objects'
+    # budget; (0, 0) and (1, 0) have more): every crown stands on a trunk, small ones beside tall
+    # ones too. Crowns a chunk border cuts may stand in the neighbour.
+    for x, y in ((0, 1), (1, 1)):
+        crowns, held = crowns_on_trunks(world / f"tiles/0/tile_x{x}_y{y}.glb", S)
+        assert crowns > 10 and held == crowns, (x, y, crowns, held)
 
 
 def _faces(path: Path) -> int:

@@ -114,10 +114,10 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
 
 def _trunks(grid: ColumnGrid, triangle_budget: int, cut: Cut | None) -> ClosedMesh:
     """The canopies' trunks (``trunks``), none where there is no ground under them or past a cut,
-    and under the tallest crowns only where they would take more than a quarter of the budget."""
+    and under the tallest crowns only where they would take more than a third of the budget."""
     canopy, ground = grid.kinds.get(SurfaceKind.VEGETATION), grid.kinds.get(SurfaceKind.TERRAIN)
     if canopy is None or ground is None:
         return NO_TRUNKS
     where = None if cut is None else cut.kept(grid, canopy.mask.shape)
     return trunk_boxes(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size, where,
-                       most=triangle_budget // 4 // BOX_FACES)
+                       most=triangle_budget // 3 // BOX_FACES)

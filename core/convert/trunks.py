@@ -32,13 +32,20 @@ _FACES = np.array([[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5,
 
 def crown_cells(canopy: Columns, ground_top: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
     """(i, j) of the column under each crown that needs a trunk: the highest of its neighbourhood
-    (one cell per tie), where the canopy floats more than MIN_CLEARANCE_M above the ground."""
+    (one cell per tie), and of every canopy without one, where the canopy floats more than
+    MIN_CLEARANCE_M above the ground."""
     floats = canopy.mask & (canopy.bottom - ground_top > MIN_CLEARANCE_M)
     if not floats.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     top = np.where(floats, canopy.top, -np.inf)
     reach = max(3, int(round(CROWN_M / size)) | 1)
     peaks = floats & (top == ndimage.maximum_filter(top, size=reach, mode="constant", cval=-np.inf))
+    # A small crown next to a taller one (closer than CROWN_M, not touching) is no peak of its
+    # window, yet no other trunk holds it: every canopy gets at least its highest cell.
+    canopies, count = ndimage.label(floats)
+    bare = np.setdiff1d(np.arange(1, count + 1), canopies[peaks])
+    if len(bare):
+        peaks[tuple(np.array(ndimage.maximum_position(top, canopies, bare)).T)] = True
     labels, n = ndimage.label(peaks)
     return np.unravel_index(first_cells(labels, n), peaks.shape)  # one cell of each group of tied peaks
 
