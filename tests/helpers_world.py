@@ -110,11 +110,11 @@ def seam_contrast(view: TopView, size: float, gsd: float) -> tuple[float, float]
     return float(np.concatenate(across).mean()), float(np.concatenate(inside).mean())
 
 
-def crowns_on_trunks(path: Path, size: float) -> tuple[int, int]:
-    """(floating crowns wholly inside a chunk's square, how many of them stand on a trunk) at one of
-    its LODs: the vegetation mesh welded into connected parts; a trunk is a part whose foot is on
-    the ground, a crown one whose underside is 0.5 m or more above it, held when a trunk's centre
-    lies within its extent."""
+def crowns_on_trunks(path: Path, size: float) -> tuple[int, int, int]:
+    """(floating crowns wholly inside a chunk's square, how many of them stand on a trunk, trunks
+    under no crown) at one of its LODs: the vegetation mesh welded into connected parts; a trunk is
+    a part whose foot is on the ground, a crown one whose underside is 0.5 m or more above it, held
+    when a trunk's centre lies within its extent."""
     from scipy.interpolate import griddata
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -135,8 +135,11 @@ def crowns_on_trunks(path: Path, size: float) -> tuple[int, int]:
     np.minimum.at(low, label, np.nan_to_num(clearance, nan=np.inf))
     np.minimum.at(lo, label, points[:, :2])
     np.maximum.at(hi, label, points[:, :2])
-    trunks = (lo[low < 0.2] + hi[low < 0.2]) / 2
+    foot = np.abs(clearance) < 0.2  # a trunk's base corners: their mean is its centre (box or spike)
+    trunks = np.stack([np.bincount(label[foot], points[foot, k], parts) for k in (0, 1)], 1)[low < 0.2]
+    trunks /= np.bincount(label[foot], minlength=parts)[low < 0.2, None]
+    under = [((trunks >= lo[c]) & (trunks <= hi[c])).all(1) for c in np.flatnonzero(low > 0.5)]
     inside = (lo > -size / 2 + 0.5).all(1) & (hi < size / 2 - 0.5).all(1)
     crowns = np.flatnonzero((low > 0.5) & inside)
     held = sum(bool(((trunks >= lo[c]) & (trunks <= hi[c])).all(1).any()) for c in crowns)
-    return len(crowns), held
+    return len(crowns), held, int((~np.any(under, axis=0)).sum()) if under else len(trunks)

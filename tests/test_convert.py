@@ -423,7 +423,7 @@ def test_tree_is_a_rounded_crown_on_a_trunk_not_a_prism():
 def test_a_small_tree_beside_a_taller_one_gets_its_own_trunk():
     """Two crowns a cell apart (their tops closer than one crown's reach): each gets a trunk under
     its own top, the small one too (it was no peak of its taller neighbour's window)."""
-    from satforge.core.convert.trunks import crown_cells, trunk_boxes
+    from satforge.core.convert.trunks import crown_cells, trunks_under
 
     size, n = 0.5, 40
     x, y = np.meshgrid((np.arange(n) + 0.5) * size, (np.arange(n) + 0.5) * size, indexing="ij")
@@ -438,7 +438,7 @@ def test_a_small_tree_beside_a_taller_one_gets_its_own_trunk():
     assert ndimage.label(mask)[1] == 2
     found = np.column_stack([(i + 0.5) * size, (j + 0.5) * size])
     assert len(found) == 2 and all(np.hypot(*(found - c).T).min() <= 0.5 for c in centres), found
-    boxes = trunk_boxes(canopy, np.zeros((n, n)), 0.0, 0.0, size)
+    boxes = trunks_under(canopy, np.zeros((n, n)), 0.0, 0.0, size).solid()
     assert len(boxes.faces) == 2 * 12 and boxes.vertices[:, 2].min() == 0.0
 
 

@@ -21,12 +21,13 @@ from ..scene import Scene
 from ..schemes import SurfaceKind
 from .columns import ColumnGrid, scene_columns
 from .simplify import BudgetError, simplify_to_budget
-from .solids import ClosedMesh, Cut, Surface, close, kind_surface
-from .trunks import BOX_FACES, trunk_boxes, with_trunks
+from .solids import Cut, Surface, close, kind_surface
+from .trunks import Trunks, trunks_under, with_trunks
 from .volume import volume_meshes
 
 __all__ = ["BudgetError", "MeshSource", "Tops", "Volume", "mesh_source", "scene_to_meshes"]
-NO_TRUNKS = ClosedMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.uint8), np.zeros(0, bool))
+TRUNK_DIVISOR = 3  # trunks take at most triangle_budget // TRUNK_DIVISOR faces
+NO_TRUNKS = Trunks(np.zeros((0, 2)), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.uint8))
 
 
 @dataclass
@@ -48,14 +49,15 @@ class Tops:
         ``threads``: the most cores to use (default every core); the meshes do not depend on it."""
         most = triangle_budget if most is None else most
         trunks = _trunks(self.grid, triangle_budget, self.cut)
-        trunk_faces = len(trunks.faces)
+        trunk_faces = min(trunks.face_count, triangle_budget // TRUNK_DIVISOR)
         simplified = simplify_to_budget(self.surfaces, triangle_budget - trunk_faces, progress, threads,
                                         most - trunk_faces)
         meshes = []
         for surface in simplified:
             solid, painted = close(surface), None
             if surface.kind == SurfaceKind.VEGETATION and trunk_faces:
-                solid, painted = with_trunks(solid, trunks)
+                # Under the crowns the simplifier kept, the tallest first.
+                solid, painted = with_trunks(solid, trunks.covered_by(surface).tallest(trunk_faces).solid())
             meshes.append(KindMesh(kind=surface.kind, vertices=solid.vertices.astype(np.float32),
                                    faces=solid.faces.astype(np.int32), class_id=solid.class_id,
                                    hidden=solid.hidden, painted=painted))
@@ -112,12 +114,13 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     return mesh_source(scene, cut, progress, kinds).meshes(triangle_budget, progress, threads, most)[0]
 
 
-def _trunks(grid: ColumnGrid, triangle_budget: int, cut: Cut | None) -> ClosedMesh:
-    """The canopies' trunks (``trunks``), none where there is no ground under them or past a cut,
-    and under the tallest crowns only where they would take more than a third of the budget."""
+def _trunks(grid: ColumnGrid, triangle_budget: int, cut: Cut | None) -> Trunks:
+    """Every crown's trunk (``trunks``), none where there is no ground under it or past a cut:
+    boxes where all fit in a third of the budget (TRUNK_DIVISOR), else spikes (``Tops.meshes`` keeps those
+    under the crowns left after simplifying, as many of them as fit)."""
     canopy, ground = grid.kinds.get(SurfaceKind.VEGETATION), grid.kinds.get(SurfaceKind.TERRAIN)
     if canopy is None or ground is None:
         return NO_TRUNKS
     where = None if cut is None else cut.kept(grid, canopy.mask.shape)
-    return trunk_boxes(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size, where,
-                       most=triangle_budget // 3 // BOX_FACES)
+    return trunks_under(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size, where,
+                        faces=triangle_budget // TRUNK_DIVISOR)
