@@ -26,7 +26,7 @@ from .trunks import Trunks, trunks_under, with_trunks
 from .volume import volume_meshes
 
 __all__ = ["BudgetError", "MeshSource", "Tops", "Volume", "mesh_source", "scene_to_meshes"]
-TRUNK_DIVISOR = 3  # trunks take at most triangle_budget // TRUNK_DIVISOR faces
+TRUNK_DIVISOR = 3  # trunks take at most triangle_budget // TRUNK_DIVISOR faces (a third)
 NO_TRUNKS = Trunks(np.zeros((0, 2)), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.uint8))
 
 
@@ -48,16 +48,16 @@ class Tops:
         far, the fewest faces they reach if at most ``most`` (default: the budget), else BudgetError.
         ``threads``: the most cores to use (default every core); the meshes do not depend on it."""
         most = triangle_budget if most is None else most
-        trunks = _trunks(self.grid, triangle_budget, self.cut)
-        trunk_faces = min(trunks.face_count, triangle_budget // TRUNK_DIVISOR)
+        trunks = _trunks(self.grid, self.cut)
+        trunk_faces = min(trunks.box_faces, triangle_budget // TRUNK_DIVISOR)
         simplified = simplify_to_budget(self.surfaces, triangle_budget - trunk_faces, progress, threads,
                                         most - trunk_faces)
         meshes = []
         for surface in simplified:
             solid, painted = close(surface), None
             if surface.kind == SurfaceKind.VEGETATION and trunk_faces:
-                # Under the crowns the simplifier kept, the tallest first.
-                solid, painted = with_trunks(solid, trunks.covered_by(surface).tallest(trunk_faces).solid())
+                # Under the crowns the simplifier kept.
+                solid, painted = with_trunks(solid, trunks.covered_by(surface).solid(trunk_faces))
             meshes.append(KindMesh(kind=surface.kind, vertices=solid.vertices.astype(np.float32),
                                    faces=solid.faces.astype(np.int32), class_id=solid.class_id,
                                    hidden=solid.hidden, painted=painted))
@@ -114,13 +114,11 @@ def scene_to_meshes(scene: Scene, triangle_budget: int, cut: Cut | None = None,
     return mesh_source(scene, cut, progress, kinds).meshes(triangle_budget, progress, threads, most)[0]
 
 
-def _trunks(grid: ColumnGrid, triangle_budget: int, cut: Cut | None) -> Trunks:
-    """Every crown's trunk (``trunks``), none where there is no ground under it or past a cut:
-    boxes where all fit in a third of the budget (TRUNK_DIVISOR), else spikes (``Tops.meshes`` keeps those
-    under the crowns left after simplifying, as many of them as fit)."""
+def _trunks(grid: ColumnGrid, cut: Cut | None) -> Trunks:
+    """Where the crowns' trunks stand (``trunks``), none where there is no ground under them or
+    past a cut (``Tops.meshes`` gives them at most 1 / TRUNK_DIVISOR of its budget)."""
     canopy, ground = grid.kinds.get(SurfaceKind.VEGETATION), grid.kinds.get(SurfaceKind.TERRAIN)
     if canopy is None or ground is None:
         return NO_TRUNKS
     where = None if cut is None else cut.kept(grid, canopy.mask.shape)
-    return trunks_under(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size, where,
-                        faces=triangle_budget // TRUNK_DIVISOR)
+    return trunks_under(canopy, np.where(ground.mask, ground.top, np.inf), grid.x0, grid.y0, grid.size, where)

@@ -5,13 +5,14 @@ are voxelised from CANOPY_BASE of their height up). Each crown gets one trunk fr
 the canopy (halfway between its underside and top). Crowns are the canopy's highest points within
 CROWN_M of each other (one per tree, several across a wood); the trunk's side grows with the
 canopy's height (TRUNK_PER_M), within TRUNK_SIDE_M. A trunk is a square box (12 triangles, its
-bottom two hidden) where every crown's box fits the faces allowed, else a three-sided spike
-tapering into the crown (4 triangles, its bottom hidden): a coarse LOD, drawn from afar, keeps a
-trunk under every crown instead of boxes under a few. The trunks join the canopy's mesh (same kind
-and class).
+bottom two hidden), or where boxes under every crown do not fit the faces allowed, under the
+shorter trees a three-sided spike tapering into the crown (4 triangles, its bottom hidden): a
+coarse LOD, drawn from afar, keeps a trunk under every crown instead of boxes under a few. The
+trunks join the canopy's mesh (same kind and class).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from .solids import ClosedMesh, Surface
 
 CROWN_M = 5.0              # crowns closer than this share one trunk
 MIN_CLEARANCE_M = 0.5      # a canopy whose underside is this close to the ground needs no trunk
+HEAD_DEPTH_M = 0.1         # a trunk's head stays at least this far under the canopy's top
 TRUNK_PER_M = 0.04         # trunk side per metre of canopy height ...
 TRUNK_SIDE_M = (0.25, 0.8)  # ... within these
 BARK = (0.30, 0.24, 0.18)  # sRGB albedo of trunks (no splat sees a trunk: they are painted)
@@ -67,62 +69,77 @@ def crown_cells(canopy: Columns, ground_top: np.ndarray, size: float) -> tuple[n
 
 @dataclass
 class Trunks:
-    """Trunks to stand under crowns, all of one shape: their footprints' centres, feet and heads."""
+    """Where trunks stand under crowns: their footprints' centres, feet and heads."""
 
     xy: np.ndarray        # (n, 2) float64 footprint centre
     foot: np.ndarray      # (n,) float64 z of the ground
     head: np.ndarray      # (n,) float64 z of the top, inside the crown
     height: np.ndarray    # (n,) float64 the tree's: from the ground to the crown's top
     class_id: np.ndarray  # (n,) uint8
-    shape: _Shape = BOX
 
     @property
-    def face_count(self) -> int:
-        return len(self.xy) * len(self.shape.faces)
+    def box_faces(self) -> int:
+        """Faces of a box under every crown: the most these trunks take."""
+        return len(self.xy) * len(BOX.faces)
 
     def subset(self, keep: np.ndarray) -> Trunks:
-        return Trunks(self.xy[keep], self.foot[keep], self.head[keep], self.height[keep], self.class_id[keep],
-                      self.shape)
+        return Trunks(self.xy[keep], self.foot[keep], self.head[keep], self.height[keep], self.class_id[keep])
 
     def covered_by(self, top: Surface) -> Trunks:
-        """Those whose head ``top`` still covers, seen from above: a coarse LOD's simplifier may
-        take a small crown away, and its trunk should neither stand there alone nor pierce a lower
-        canopy left there."""
+        """Those ``top`` still covers, seen from above, their heads at least HEAD_DEPTH_M under
+        it: a coarse LOD's simplifier may take a small crown away or lower it, and a trunk should
+        neither stand alone nor pierce the canopy over it."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self.subset(_highest(self.xy, top.vertices[top.faces]) >= self.head)
+            over = _highest(self.xy, top.vertices[top.faces]) - HEAD_DEPTH_M
+        kept = over > self.foot + MIN_CLEARANCE_M
+        return dataclasses.replace(self.subset(kept), head=np.minimum(self.head, over)[kept])
 
-    def tallest(self, faces: int) -> Trunks:
-        """Those under the tallest trees that fit in ``faces``, in their order."""
-        most = faces // len(self.shape.faces)
-        if len(self.xy) <= most:
-            return self
-        return self.subset(np.sort(np.argsort(-self.height, kind="stable")[:most]))
+    def solid(self, faces: int | None = None) -> ClosedMesh:
+        """The trunks as closed solids within ``faces`` (default: no limit): boxes where all fit,
+        else boxes under the tallest trees and spikes under the others, else spikes under as
+        many of the tallest as fit; bottoms hidden."""
+        n, box, spike = len(self.xy), len(BOX.faces), len(SPIKE.faces)
+        if faces is None or n * box <= faces:
+            boxes, spikes = n, 0
+        elif n * spike <= faces:
+            boxes = (faces - n * spike) // (box - spike)
+            spikes = n - boxes
+        else:
+            boxes, spikes = 0, faces // spike
+        order = np.argsort(-self.height, kind="stable")
+        return _stacked([self.subset(np.sort(order[:boxes]))._shaped(BOX),
+                         self.subset(np.sort(order[boxes:boxes + spikes]))._shaped(SPIKE)])
 
-    def solid(self) -> ClosedMesh:
-        """Every trunk as a closed solid of its shape, its side growing with the tree's height,
-        bottoms hidden."""
-        n, count = len(self.xy), len(self.shape.corners)
+    def _shaped(self, shape: _Shape) -> ClosedMesh:
+        """Every trunk as ``shape``, its side growing with the tree's height."""
+        n, count = len(self.xy), len(shape.corners)
         side = np.clip(TRUNK_PER_M * self.height, *TRUNK_SIDE_M)
         low = np.column_stack([self.xy - side[:, None] / 2, self.foot])
         extent = np.column_stack([side, side, self.head - self.foot])
-        vertices = (low[:, None] + self.shape.corners * extent[:, None]).reshape(-1, 3)
-        faces = (self.shape.faces + count * np.arange(n)[:, None, None]).reshape(-1, 3)
-        hidden = np.tile(np.arange(len(self.shape.faces)) < self.shape.bottom, n)
+        vertices = (low[:, None] + shape.corners * extent[:, None]).reshape(-1, 3)
+        faces = (shape.faces + count * np.arange(n)[:, None, None]).reshape(-1, 3)
+        hidden = np.tile(np.arange(len(shape.faces)) < shape.bottom, n)
         return ClosedMesh(vertices, faces, np.repeat(self.class_id, count), hidden)
 
 
 def trunks_under(canopy: Columns, ground_top: np.ndarray, x0: float, y0: float, size: float,
-                 where: np.ndarray | None = None, faces: int | None = None) -> Trunks:
-    """One trunk per crown (``crown_cells``), in the columns' frame: boxes where every crown's fits
-    in ``faces`` (default: no limit), else spikes; with ``where``, (nx, ny) bool, only under the
-    crowns whose cell it holds (crowns are found on the whole canopy)."""
+                 where: np.ndarray | None = None) -> Trunks:
+    """A trunk per crown (``crown_cells``), in the columns' frame; with ``where``, (nx, ny) bool,
+    only under the crowns whose cell it holds (crowns are found on the whole canopy)."""
     i, j = crown_cells(canopy, ground_top, size)
     if where is not None:
         i, j = i[where[i, j]], j[where[i, j]]
     ground, top, bottom = ground_top[i, j], canopy.top[i, j], canopy.bottom[i, j]
-    shape = BOX if faces is None or len(i) * len(BOX.faces) <= faces else SPIKE
     return Trunks(np.column_stack([x0 + (i + 0.5) * size, y0 + (j + 0.5) * size]), ground, (top + bottom) / 2,
-                  top - ground, canopy.class_id[i, j], shape)
+                  top - ground, canopy.class_id[i, j])
+
+
+def _stacked(meshes: list[ClosedMesh]) -> ClosedMesh:
+    """Closed meshes as one (each still closed)."""
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    return ClosedMesh(np.concatenate([m.vertices for m in meshes]),
+                      np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]),
+                      np.concatenate([m.class_id for m in meshes]), np.concatenate([m.hidden for m in meshes]))
 
 
 def _highest(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -146,11 +163,7 @@ def _highest(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 def with_trunks(solid: ClosedMesh, trunks: ClosedMesh) -> tuple[ClosedMesh, np.ndarray]:
     """(the canopy's solid and its trunks as one mesh, each still closed; (F, 3) float32 albedo of
     its faces painted rather than baked: the trunks' BARK, NaN on the canopy)."""
-    offset = len(solid.vertices)
-    joined = ClosedMesh(np.concatenate([solid.vertices, trunks.vertices]),
-                        np.concatenate([solid.faces, trunks.faces + offset]),
-                        np.concatenate([solid.class_id, trunks.class_id]),
-                        np.concatenate([solid.hidden, trunks.hidden]))
+    joined = _stacked([solid, trunks])
     painted = np.full((len(joined.faces), 3), np.nan, np.float32)
     painted[len(solid.faces):] = BARK
     return joined, painted
