@@ -56,6 +56,8 @@ ROOT_CHILDREN = 4            # the quadtree stops at the first level with at mos
 GRID_OVERSAMPLING = 4        # terrain grid triangles per triangle of the terrain's budget, before simplifying
 
 Part = tuple[list[TexturedMesh], np.ndarray, tuple[float, float]]  # meshes, atlas, offset into the tile
+
+
 def levels(chunks: Iterable[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     """The tiles of every level, sorted: [chunks, level 1, ...], up to the first level with at most
     ROOT_CHILDREN tiles. Indices halve with floor (``>>``), so negative chunks fall in place."""
