@@ -76,6 +76,7 @@ class Trunks:
     head: np.ndarray      # (n,) float64 z of the top, inside the crown
     height: np.ndarray    # (n,) float64 the tree's: from the ground to the crown's top
     class_id: np.ndarray  # (n,) uint8
+    lattice: tuple[float, float, float] = (0.0, 0.0, 1.0)  # (x0, y0, size): the centres are its cells'
 
     @property
     def box_faces(self) -> int:
@@ -83,14 +84,15 @@ class Trunks:
         return len(self.xy) * len(BOX.faces)
 
     def subset(self, keep: np.ndarray) -> Trunks:
-        return Trunks(self.xy[keep], self.foot[keep], self.head[keep], self.height[keep], self.class_id[keep])
+        return Trunks(self.xy[keep], self.foot[keep], self.head[keep], self.height[keep], self.class_id[keep],
+                      self.lattice)
 
     def covered_by(self, top: Surface) -> Trunks:
         """Those ``top`` still covers, seen from above, their heads at least HEAD_DEPTH_M under
         it: a coarse LOD's simplifier may take a small crown away or lower it, and a trunk should
         neither stand alone nor pierce the canopy over it."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            over = _highest(self.xy, top.vertices[top.faces]) - HEAD_DEPTH_M
+            over = _highest(self.xy, self.lattice, top.vertices[top.faces]) - HEAD_DEPTH_M
         kept = over > self.foot + MIN_CLEARANCE_M
         return dataclasses.replace(self.subset(kept), head=np.minimum(self.head, over)[kept])
 
@@ -131,7 +133,7 @@ def trunks_under(canopy: Columns, ground_top: np.ndarray, x0: float, y0: float, 
         i, j = i[where[i, j]], j[where[i, j]]
     ground, top, bottom = ground_top[i, j], canopy.top[i, j], canopy.bottom[i, j]
     return Trunks(np.column_stack([x0 + (i + 0.5) * size, y0 + (j + 0.5) * size]), ground, (top + bottom) / 2,
-                  top - ground, canopy.class_id[i, j])
+                  top - ground, canopy.class_id[i, j], (x0, y0, size))
 
 
 def _stacked(meshes: list[ClosedMesh]) -> ClosedMesh:
@@ -142,21 +144,38 @@ def _stacked(meshes: list[ClosedMesh]) -> ClosedMesh:
                       np.concatenate([m.class_id for m in meshes]), np.concatenate([m.hidden for m in meshes]))
 
 
-def _highest(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(P,) height of the highest of the (F, 3, 3) triangles over each of the (P, 2) points seen
-    from above, -inf where none is."""
-    lo, hi = triangles[:, :, :2].min(1), triangles[:, :, :2].max(1)
-    near = ((points[:, None] >= lo[None]) & (points[:, None] <= hi[None])).all(2)  # bounding boxes first
-    p, f = np.nonzero(near)
-    a, b, c = (triangles[f, k] for k in range(3))
-    q = points[p]
+def _highest(points: np.ndarray, lattice: tuple[float, float, float], triangles: np.ndarray) -> np.ndarray:
+    """(P,) height of the highest of the (F, 3, 3) triangles over each of the (P, 2) points, cell
+    centres of ``lattice`` (x0, y0, size), seen from above; -inf where none is. Each triangle is
+    tested at the cells of its bounding box that hold a point only, so the cost follows the
+    triangles' area, not points times triangles."""
+    x0, y0, size = lattice
+    top = np.full(len(points), -np.inf)
+    if not len(points) or not len(triangles):
+        return top
+    # Coordinates in cells, cell centres on integers.
+    u, v = (triangles[..., 0] - x0) / size - 0.5, (triangles[..., 1] - y0) / size - 0.5
+    cells = np.round((points - [x0, y0]) / size - 0.5).astype(np.int64)
+    low, rows = cells.min(0), int(np.ptp(cells[:, 1])) + 1
+    keys = (cells[:, 0] - low[0]) * rows + cells[:, 1] - low[1]
+    order = np.argsort(keys)
+    i0, i1 = np.ceil(u.min(1) - 1e-9).astype(np.int64), np.floor(u.max(1) + 1e-9).astype(np.int64)
+    j0, j1 = np.ceil(v.min(1) - 1e-9).astype(np.int64), np.floor(v.max(1) + 1e-9).astype(np.int64)
+    w, h = np.maximum(i1 - i0 + 1, 0), np.maximum(j1 - j0 + 1, 0)
+    face = np.repeat(np.arange(len(triangles)), w * h)
+    local = np.arange(len(face)) - np.repeat(np.cumsum(w * h) - w * h, w * h)
+    ci, cj = i0[face] + local % w[face], j0[face] + local // w[face]
+    key = (ci - low[0]) * rows + cj - low[1]
+    at = order[np.minimum(np.searchsorted(keys, key, sorter=order), len(keys) - 1)]
+    hit = (keys[at] == key) & (cj >= low[1]) & (cj - low[1] < rows)
+    face, ci, cj, at = face[hit], ci[hit], cj[hit], at[hit]
+    a, b, c = (np.stack([u[face, k], v[face, k], triangles[face, k, 2]], 1) for k in range(3))
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
-    wb = ((q[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (q[:, 1] - a[:, 1])) / area
-    wc = ((b[:, 0] - a[:, 0]) * (q[:, 1] - a[:, 1]) - (q[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])) / area
+    wb = ((ci - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (cj - a[:, 1])) / area
+    wc = ((b[:, 0] - a[:, 0]) * (cj - a[:, 1]) - (ci - a[:, 0]) * (b[:, 1] - a[:, 1])) / area
     inside = (area != 0) & (wb >= 0) & (wc >= 0) & (wb + wc <= 1)
     z = a[:, 2] + wb * (b[:, 2] - a[:, 2]) + wc * (c[:, 2] - a[:, 2])
-    top = np.full(len(points), -np.inf)
-    np.maximum.at(top, p[inside], z[inside])
+    np.maximum.at(top, at[inside], z[inside])
     return top
 
 
