@@ -44,12 +44,13 @@ from scipy.spatial import cKDTree
 from ..core.atomic import write_bytes_atomic
 from ..core.contract import HLOD_INDEX, hlod_path, tile_path
 from ..core.meshes import TexturedMesh, TexturedScene
+from ..core.raster import Grid, heights
 from ..core.schemes import SurfaceKind, get_scheme
 from ..exporters.gltf import glb_bytes
 from ..exporters.textures import encode_png
 from .chunk import TERRAIN_SHARE
 from .layout import WorldSpec, sha256, write_if_changed
-from .surface import Grid, Soup, ceil_mm, ground_texel, heights, sample, triangles, vertical_deviation
+from .surface import Soup, ceil_mm, ground_texel, sample, triangles, vertical_deviation
 
 VERSION = "satforge.hlod/1"  # part of every tile's source key: a new builder rebuilds every tile
 ROOT_CHILDREN = 4            # the quadtree stops at the first level with at most this many tiles

@@ -2,8 +2,8 @@
 
 - ``Soup``: the triangles of textured meshes in one frame (core: x east, y north, z up), with what is
   needed to sample them (UVs, class ids, kinds, the source image of each triangle).
-- ``sample`` / ``heights``: on a regular grid of points, the highest surface above each (height,
-  colour, class): the surface a viewer sees from above.
+- ``sample``: on a regular grid of points (``core.raster``), the highest surface above each
+  (height, colour, class): the surface a viewer sees from above.
 - ``vertical_deviation``: how far two such height grids are apart vertically. A silhouette that
   moves by less than one sample costs nothing: between the two positions a wall spans both heights.
 - ``lod_errors``: each LOD's geometric error (OGC 3D Tiles: metres of error when the tile is drawn
@@ -19,30 +19,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.meshes import TexturedMesh
+from ..core.raster import Grid, barycentric, heights, highest, in_samples
 from ..core.schemes import SurfaceKind
-
-_CANDIDATES = 1 << 21   # (triangle, point) pairs tested per batch: bounds memory (~100 B each)
-_EDGE = 1e-9            # barycentric slack: a point on an edge shared by two triangles hits one of them
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Sample points x = west + (i + offset)·dx east, y = north - (j + offset)·dy (row 0 north);
-    offset 0.5 puts them at pixel centres, 0 on the corners (both edges sampled)."""
-
-    west: float
-    north: float
-    dx: float
-    dy: float
-    cols: int
-    rows: int
-    offset: float = 0.5
-
-    def points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, cols) x and y of every sample point."""
-        x = self.west + (np.arange(self.cols) + self.offset) * self.dx
-        y = self.north - (np.arange(self.rows) + self.offset) * self.dy
-        return np.meshgrid(x, y)
 
 
 @dataclass
@@ -83,70 +61,15 @@ class TopView:
     class_id: np.ndarray  # (rows, cols) uint8, 0 where no surface
 
 
-def _highest(xyz: np.ndarray, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """(rows·cols) height of the highest triangle over each point (-inf: none) and its index (-1)."""
-    # Triangle corners in sample coordinates: point (row j, col i) is at (i, j).
-    px = (xyz[..., 0] - grid.west) / grid.dx - grid.offset
-    py = (grid.north - xyz[..., 1]) / grid.dy - grid.offset
-    c0 = np.clip(np.ceil(px.min(1) - 1e-6), 0, grid.cols).astype(np.int64)
-    c1 = np.clip(np.floor(px.max(1) + 1e-6), -1, grid.cols - 1).astype(np.int64)
-    r0 = np.clip(np.ceil(py.min(1) - 1e-6), 0, grid.rows).astype(np.int64)
-    r1 = np.clip(np.floor(py.max(1) + 1e-6), -1, grid.rows - 1).astype(np.int64)
-    w, h = np.maximum(c1 - c0 + 1, 0), np.maximum(r1 - r0 + 1, 0)
-    area = (px[:, 1] - px[:, 0]) * (py[:, 2] - py[:, 0]) - (px[:, 2] - px[:, 0]) * (py[:, 1] - py[:, 0])
-    ids = np.nonzero((w * h > 0) & (np.abs(area) > 1e-12))[0]  # walls seen edge-on cover nothing
-    zbuf = np.full(grid.rows * grid.cols, -np.inf)
-    fbuf = np.full(grid.rows * grid.cols, -1, np.int64)
-    ends = np.cumsum(w[ids] * h[ids])
-    start = 0
-    while start < len(ids):
-        base = ends[start - 1] if start else 0
-        stop = max(int(np.searchsorted(ends, base + _CANDIDATES, "right")), start + 1)
-        batch = ids[start:stop]
-        count = w[batch] * h[batch]
-        tri = np.repeat(batch, count)
-        local = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        col, row = c0[tri] + local % w[tri], r0[tri] + local // w[tri]
-        l0, l1, l2 = _barycentric(px[tri], py[tri], area[tri], col, row)
-        inside = (l0 >= -_EDGE) & (l1 >= -_EDGE) & (l2 >= -_EDGE)
-        tri, pix = tri[inside], (row * grid.cols + col)[inside]
-        z = l0[inside] * xyz[tri, 0, 2] + l1[inside] * xyz[tri, 1, 2] + l2[inside] * xyz[tri, 2, 2]
-        # The highest per point; of equal heights the later triangle (numpy assigns in order).
-        np.maximum.at(zbuf, pix, z)
-        top = z == zbuf[pix]
-        fbuf[pix[top]] = tri[top]
-        start = stop
-    return zbuf, fbuf
-
-
-def _barycentric(px: np.ndarray, py: np.ndarray, area: np.ndarray, col: np.ndarray,
-                 row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Barycentric coordinates of points (col, row) in triangles (px, py) of signed ``area``."""
-    dx, dy = col - px[:, 0], row - py[:, 0]
-    l1 = (dx * (py[:, 2] - py[:, 0]) - (px[:, 2] - px[:, 0]) * dy) / area
-    l2 = ((px[:, 1] - px[:, 0]) * dy - dx * (py[:, 1] - py[:, 0])) / area
-    return 1 - l1 - l2, l1, l2
-
-
-def heights(xyz: np.ndarray, grid: Grid) -> np.ndarray:
-    """(rows, cols) height of the highest surface above each point, NaN where there is none."""
-    z, _ = _highest(xyz, grid)
-    return np.where(np.isfinite(z), z, np.nan).reshape(grid.rows, grid.cols)
-
-
 def sample(soup: Soup, grid: Grid) -> TopView:
     """The highest surface above each point: its height, texture colour (bilinear) and class."""
-    z, face = _highest(soup.xyz, grid)
+    z, face = highest(soup.xyz, grid)
     hit = np.nonzero(face >= 0)[0]
     colour = np.zeros((grid.rows * grid.cols, 3), np.uint8)
     class_id = np.zeros(grid.rows * grid.cols, np.uint8)
     if len(hit):
         f = face[hit]
-        xyz = soup.xyz[f]
-        px = (xyz[..., 0] - grid.west) / grid.dx - grid.offset
-        py = (grid.north - xyz[..., 1]) / grid.dy - grid.offset
-        area = (px[:, 1] - px[:, 0]) * (py[:, 2] - py[:, 0]) - (px[:, 2] - px[:, 0]) * (py[:, 1] - py[:, 0])
-        bary = np.stack(_barycentric(px, py, area, hit % grid.cols, hit // grid.cols), 1)
+        bary = np.stack(barycentric(*in_samples(soup.xyz[f], grid), hit % grid.cols, hit // grid.cols), 1)
         uv = (bary[..., None] * soup.uv[f]).sum(1)
         for index, image in enumerate(soup.images):
             mine = soup.image[f] == index

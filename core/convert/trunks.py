@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..landcover import first_cells
+from ..raster import Grid, heights
 from .columns import Columns
 from .solids import ClosedMesh, Surface
 
@@ -91,10 +92,20 @@ class Trunks:
         """Those ``top`` still covers, seen from above, their heads at least HEAD_DEPTH_M under
         it: a coarse LOD's simplifier may take a small crown away or lower it, and a trunk should
         neither stand alone nor pierce the canopy over it."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            over = _highest(self.xy, self.lattice, top.vertices[top.faces]) - HEAD_DEPTH_M
-        kept = over > self.foot + MIN_CLEARANCE_M
+        over = self._canopy(top.vertices[top.faces]) - HEAD_DEPTH_M
+        kept = over > self.foot + MIN_CLEARANCE_M  # NaN where nothing covers: not kept
         return dataclasses.replace(self.subset(kept), head=np.minimum(self.head, over)[kept])
+
+    def _canopy(self, triangles: np.ndarray) -> np.ndarray:
+        """(n,) height of the highest of the (F, 3, 3) triangles over each trunk's centre, NaN
+        where none: seen from above on the trunks' lattice, over the cells they span."""
+        x0, y0, size = self.lattice
+        if not len(self.xy):
+            return np.zeros(0)
+        cells = np.round((self.xy - [x0, y0]) / size - 0.5).astype(np.int64)
+        (west, south), (east, north) = cells.min(0), cells.max(0)
+        grid = Grid(x0 + west * size, y0 + (north + 1) * size, size, size, east - west + 1, north - south + 1)
+        return heights(triangles, grid)[north - cells[:, 1], cells[:, 0] - west]
 
     def solid(self, faces: int | None = None) -> ClosedMesh:
         """The trunks as closed solids within ``faces`` (default: no limit): boxes where all fit,
@@ -142,41 +153,6 @@ def _stacked(meshes: list[ClosedMesh]) -> ClosedMesh:
     return ClosedMesh(np.concatenate([m.vertices for m in meshes]),
                       np.concatenate([m.faces + o for m, o in zip(meshes, offsets)]),
                       np.concatenate([m.class_id for m in meshes]), np.concatenate([m.hidden for m in meshes]))
-
-
-def _highest(points: np.ndarray, lattice: tuple[float, float, float], triangles: np.ndarray) -> np.ndarray:
-    """(P,) height of the highest of the (F, 3, 3) triangles over each of the (P, 2) points, cell
-    centres of ``lattice`` (x0, y0, size), seen from above; -inf where none is. Each triangle is
-    tested at the cells of its bounding box that hold a point only, so the cost follows the
-    triangles' area, not points times triangles."""
-    x0, y0, size = lattice
-    top = np.full(len(points), -np.inf)
-    if not len(points) or not len(triangles):
-        return top
-    # Coordinates in cells, cell centres on integers.
-    u, v = (triangles[..., 0] - x0) / size - 0.5, (triangles[..., 1] - y0) / size - 0.5
-    cells = np.round((points - [x0, y0]) / size - 0.5).astype(np.int64)
-    low, rows = cells.min(0), int(np.ptp(cells[:, 1])) + 1
-    keys = (cells[:, 0] - low[0]) * rows + cells[:, 1] - low[1]
-    order = np.argsort(keys)
-    i0, i1 = np.ceil(u.min(1) - 1e-9).astype(np.int64), np.floor(u.max(1) + 1e-9).astype(np.int64)
-    j0, j1 = np.ceil(v.min(1) - 1e-9).astype(np.int64), np.floor(v.max(1) + 1e-9).astype(np.int64)
-    w, h = np.maximum(i1 - i0 + 1, 0), np.maximum(j1 - j0 + 1, 0)
-    face = np.repeat(np.arange(len(triangles)), w * h)
-    local = np.arange(len(face)) - np.repeat(np.cumsum(w * h) - w * h, w * h)
-    ci, cj = i0[face] + local % w[face], j0[face] + local // w[face]
-    key = (ci - low[0]) * rows + cj - low[1]
-    at = order[np.minimum(np.searchsorted(keys, key, sorter=order), len(keys) - 1)]
-    hit = (keys[at] == key) & (cj >= low[1]) & (cj - low[1] < rows)
-    face, ci, cj, at = face[hit], ci[hit], cj[hit], at[hit]
-    a, b, c = (np.stack([u[face, k], v[face, k], triangles[face, k, 2]], 1) for k in range(3))
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
-    wb = ((ci - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (cj - a[:, 1])) / area
-    wc = ((b[:, 0] - a[:, 0]) * (cj - a[:, 1]) - (ci - a[:, 0]) * (b[:, 1] - a[:, 1])) / area
-    inside = (area != 0) & (wb >= 0) & (wc >= 0) & (wb + wc <= 1)
-    z = a[:, 2] + wb * (b[:, 2] - a[:, 2]) + wc * (c[:, 2] - a[:, 2])
-    np.maximum.at(top, at[inside], z[inside])
-    return top
 
 
 def with_trunks(solid: ClosedMesh, trunks: ClosedMesh) -> tuple[ClosedMesh, np.ndarray]:
