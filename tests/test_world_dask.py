@@ -85,7 +85,7 @@ def commits(monkeypatch) -> Counter:
 
     def counted(out, manifest, result):
         counts[result.x, result.y] += 1
-        commit(out, manifest, result)
+        return commit(out, manifest, result)
 
     monkeypatch.setattr(run, "_commit", counted)
     return counts

@@ -308,9 +308,9 @@ def _make(out: Path, manifest: dict, todo: list[tuple[int, int]], upper: UpperTi
                 tiles.extend(upper.built(task, value))
                 message = f"upper tile {task.level}/{task.x},{task.y}"
             else:
-                _commit(out, manifest, value)
+                entry = _commit(out, manifest, value)
                 triangles += value.triangles
-                tiles.extend(upper.settled(0, value.x, value.y, sha256(value.glbs[-1])))
+                tiles.extend(upper.settled(0, value.x, value.y, entry["files"][-1]["sha256"]))
                 message = f"chunk x{value.x} y{value.y}"
             left = len(chunks) + sum(isinstance(t, tuple) for t in pending) + upper.left
             progress.update(1 - left / total, message)
@@ -318,16 +318,18 @@ def _make(out: Path, manifest: dict, todo: list[tuple[int, int]], upper: UpperTi
     return triangles
 
 
-def _commit(out: Path, manifest: dict, result: ChunkResult) -> None:
+def _commit(out: Path, manifest: dict, result: ChunkResult) -> dict:
+    """Write a chunk's files, then commit it in the manifest; its manifest entry."""
     files = []
     for lod, data in enumerate(result.glbs):
         path = tile_path(lod, result.x, result.y)
         write_bytes_atomic(out / path, data)
         files.append({"lod": lod, "path": path, "sha256": sha256(data), "bytes": len(data),
                       "error": result.errors[lod]})
-    manifest["chunks"][chunk_key(result.x, result.y)] = {
-        "x": result.x, "y": result.y, "bounds": [round(b, 4) for b in result.bounds], "files": files}
+    entry = {"x": result.x, "y": result.y, "bounds": [round(b, 4) for b in result.bounds], "files": files}
+    manifest["chunks"][chunk_key(result.x, result.y)] = entry
     write_bytes_atomic(out / MANIFEST, manifest_bytes(manifest))  # the commit point
+    return entry
 
 
 def run_world(out: Path, spec: WorldSpec, preset: Preset, chunks: Iterable[tuple[int, int]],
