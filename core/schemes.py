@@ -56,6 +56,17 @@ class ClassScheme:
         lut[:len(self.from_openearthmap)] = self.from_openearthmap
         return lut
 
+    def to_openearthmap_lut(self) -> np.ndarray:
+        """(256,) uint8 lookup: class id -> the OpenEarthMap class it is, else the one standing for
+        its surface kind (OPENEARTHMAP_CLASS_FOR_KIND); 0 for ids outside the scheme."""
+        lut = np.zeros(256, np.uint8)
+        for cid, kind in self.kinds.items():
+            lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
+        for oem, cid in enumerate(self.from_openearthmap):
+            if oem and cid:
+                lut[cid] = oem
+        return lut
+
     def class_for_kind(self, kind: SurfaceKind) -> int:
         """The canonical class id used when a generator invents a surface of this kind."""
         return next(cid for cid, k in sorted(self.kinds.items()) if k == kind)

@@ -14,7 +14,7 @@ from conftest import real_file
 from helpers_validate import assert_valid_gltf
 from helpers_world import assert_borders_identical, seam_contrast, tiles, top_view
 from scipy import ndimage
-from tiles import BUILDING, TREE
+from tiles import BUILDING, RANGELAND, TREE, write_tile
 from topdown import psnr
 
 from satforge.cli import main
@@ -434,3 +434,44 @@ def test_a_chunks_tile_samples_the_photo_only_where_the_generator_reads_it(city_
     a, b = (generator.generate(t, settings, lambda *_: None).splats for t in (whole, shown))
     for name in ("position", "rotation", "colour", "class_id"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_the_continuation_wears_the_photos_own_texture(city_tile, tmp_path):
+    """Beyond the photo its own pixels paint the continuation: grass dyed purple and roofs dyed blue
+    in the photo make purple open ground (the photo's only kind: meadow, fields and yards alike) as
+    grainy as the photo's grass, and blue roofs, 64 m out and further, where the procedural palette
+    has smooth green, yellow or grey ground and brown or grey roofs."""
+    from satforge.core.inputs import InputFiles
+    from satforge.world.exemplars import EXEMPLAR_PX, LAND, PURE
+    from satforge.world.run import world_settings
+
+    purple, blue = np.array([0.55, 0.30, 0.50]), np.array([0.25, 0.35, 0.80])
+    semantic, rng = city_tile["semantic"], np.random.default_rng(0)
+    rgb = city_tile["rgb"].astype(np.float32) / 255
+    grass, roofs = semantic == RANGELAND, semantic == BUILDING
+    rgb[grass] = purple * (0.8 + 0.4 * rng.random((int(grass.sum()), 1)))
+    rgb[roofs] = blue
+    files = write_tile(tmp_path / "dyed", {**city_tile, "rgb": np.round(rgb * 255).astype(np.uint8)})
+    spec, _ = world_settings(tmp_path / "w", InputFiles(rgb=files["rgb"], semantic=files["semantic"]),
+                             {"chunk_size": 64.0, "seed": 5})
+    for cls, origins in spec.inputs.exemplars.squares:
+        for r, c in origins:
+            assert np.mean(semantic[r:r + EXEMPLAR_PX, c:c + EXEMPLAR_PX] == cls) >= PURE
+
+    def chroma(colours: np.ndarray) -> np.ndarray:
+        return colours.mean(0) / colours.mean(0).sum()
+
+    def grain(colours: np.ndarray, where: np.ndarray) -> float:  # colour steps between neighbours 0.5 m apart
+        return float(np.abs(np.diff(colours, axis=1)).mean(-1)[where[:, 1:] & where[:, :-1]].mean())
+
+    view = open_view(spec, 3, 1)  # 64 to 128 m east of the photo
+    x, y = np.meshgrid(192 + np.arange(0, 64, 0.5), 64 + np.arange(0, 64, 0.5))
+    meadow, colour = np.isin(view.ground_class(x, y), LAND), view.ground_colour(x, y)
+    assert meadow.mean() > 0.5
+    np.testing.assert_allclose(chroma(colour[meadow]), purple / purple.sum(), atol=0.03)
+    assert grain(colour, meadow) > 0.5 * grain(rgb, grass)
+    x, y = np.meshgrid(192 + np.arange(0, 256.0), 64 + np.arange(0, 256.0))
+    objects = view.world.objects(x, y)
+    built = objects.class_id == BUILDING
+    assert built.mean() > 0.02
+    np.testing.assert_allclose(chroma(objects.colour[built]), blue / blue.sum(), atol=0.03)

@@ -42,6 +42,7 @@ from ..core.inputs.rules import (
 from ..core.inputs.semantic import read_class_values
 from ..core.landcover import classify
 from ..core.schemes import SurfaceKind, get_scheme
+from .exemplars import EXEMPLAR_PX, Exemplars, choose
 
 STATS_SIDE = 512   # whole-file statistics from at most this many pixels a side ...
 PATCHES = 16       # ... sampled as PATCHES x PATCHES patches of a large file
@@ -82,6 +83,7 @@ class WorldInputs:
     bounds: tuple[float, float, float, float]    # the input area in world metres (the reference's)
     shares: tuple[float, float] = (0.0, 0.0)     # building and tree cover of the input area
     building_height: float | None = None         # median building height, metres (None: unknown)
+    exemplars: Exemplars | None = None           # the photo's texture for the continuation (None: no photo)
 
     def raster(self, role: str) -> InputRaster | None:
         return next((r for r in self.rasters if r.role == role), None)
@@ -96,8 +98,9 @@ class WorldInputs:
     def from_dict(cls, data: dict) -> WorldInputs:
         rasters = tuple(InputRaster(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
                         for r in data["rasters"])
+        exemplars = Exemplars.from_dict(data["exemplars"]) if data.get("exemplars") else None
         return cls(**{**data, "rasters": rasters, "bounds": tuple(data["bounds"]),
-                      "shares": tuple(data["shares"])})
+                      "shares": tuple(data["shares"]), "exemplars": exemplars})
 
 
 # ---- opening: checks and whole-file decisions ------------------------------------------------------
@@ -121,14 +124,35 @@ def _decimated(r: Raster, resampling: Resampling) -> np.ndarray:
     if max(r.shape) <= STATS_SIDE:
         return read(r, resampling=resampling)
     side = STATS_SIDE // PATCHES
-    rows = np.linspace(0, r.height - side, PATCHES).astype(int) if r.height > side else [0] * PATCHES
-    cols = np.linspace(0, r.width - side, PATCHES).astype(int) if r.width > side else [0] * PATCHES
+    rows, cols = _patch_origins(r)
     # A file of a few megapixels is decoded whole once: cheaper than PATCHES^2 windowed reads.
     whole = read(r) if r.width * r.height <= WHOLE_READ_PIXELS else None
     patches = [[read(r, window=window) if whole is None else whole[:, slice(*window[0]), slice(*window[1])]
                 for window in (((row, row + min(side, r.height)), (c, c + min(side, r.width))) for c in cols)]
                for row in rows]
     return np.concatenate([np.concatenate(line, axis=2) for line in patches], axis=1)
+
+
+def _patch_origins(r: Raster) -> tuple[np.ndarray, np.ndarray]:
+    """North-up rows and columns where the mosaic's patches start (a raster over STATS_SIDE)."""
+    side = STATS_SIDE // PATCHES
+    rows = np.linspace(0, r.height - side, PATCHES).astype(int) if r.height > side else np.zeros(PATCHES, int)
+    cols = np.linspace(0, r.width - side, PATCHES).astype(int) if r.width > side else np.zeros(PATCHES, int)
+    return rows, cols
+
+
+def _sample_squares(r: Raster, side: int) -> list[tuple[int, int, int, int]]:
+    """(sample row, sample col, raster row, raster col) of squares of ``side`` pixels (a divisor
+    of the patches' side) tiling ``_decimated``'s sample: its patches cut up, or a small raster's whole."""
+    if max(r.shape) <= STATS_SIDE:
+        return [(i, j, i, j) for i in range(0, r.height - side + 1, side) for j in range(0, r.width - side + 1, side)]
+    patch = STATS_SIDE // PATCHES
+    if min(r.shape) < patch:
+        return []
+    rows, cols = _patch_origins(r)
+    cuts = range(0, patch, side)
+    return [(i * patch + a, j * patch + b, int(row) + a, int(col) + b)
+            for i, row in enumerate(rows) for j, col in enumerate(cols) for a in cuts for b in cuts]
 
 
 def _metres(data: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -166,8 +190,10 @@ def _rgb_rules(r: Raster) -> tuple[bool, tuple[float, float]]:
 
 
 def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
-                rgb_rules: tuple[bool, tuple[float, float]] | None) -> tuple[tuple[float, float], float | None]:
-    """Building and tree cover, and the median building height, of the input area (decimated)."""
+                rgb_rules: tuple[bool, tuple[float, float]] | None
+                ) -> tuple[tuple[float, float], float | None, Exemplars | None]:
+    """Building and tree cover, the median building height and the photo's texture exemplars of
+    the input area (decimated)."""
     scheme = get_scheme(palette)
     ndsm = None
     if heights in ("ndsm", "dsm-dtm"):
@@ -175,19 +201,16 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
     if heights == "dsm-dtm":
         dtm = _metres(_decimated(by_role["dtm"], Resampling.average), by_role["dtm"].nodata)
         ndsm = np.clip(ndsm - nearest(dtm, ndsm.shape), 0, None)
+    photo = _photo_sample(by_role["rgb"], rgb_rules) if rgb_rules is not None else None
     if "semantic" in by_role:
         classes = read_class_values(by_role["semantic"], scheme, _decimated(by_role["semantic"], Resampling.nearest))
-    elif rgb_rules is not None:
-        rgb = scale(_decimated(by_role["rgb"], Resampling.average)[:3], *rgb_rules[1])
-        shape = rgb.shape[1:]
-        cell = by_role["rgb"].res[0] if by_role["rgb"].res else 1.0
-        classes = classify(scheme, np.moveaxis(rgb, 0, -1), None,
-                           None if ndsm is None else nearest(np.nan_to_num(ndsm), shape), cell ** 2)
+    elif photo is not None:
+        classes = _photo_classes(scheme, by_role["rgb"], photo, ndsm)
     elif ndsm is not None:
         cell = by_role["height"].res[0] if by_role["height"].res else 1.0
         classes = classify(scheme, None, None, np.nan_to_num(ndsm), cell ** 2)
     else:
-        return (0.0, 0.0), None
+        return (0.0, 0.0), None, None
     kinds = scheme.kind_lut()[classes]
     known = classes > 0
     shares = tuple(round(float((kinds[known] == k).mean()), 4) if known.any() else 0.0
@@ -195,7 +218,26 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
     height = None
     if ndsm is not None:
         height = _median(ndsm, nearest(kinds, ndsm.shape) == SurfaceKind.BUILDING)
-    return shares, height
+    exemplars = None
+    if photo is not None:  # classes on the photo's own sample (a semantic map of another grid: the photo's)
+        if classes.shape != photo[0].shape[:2]:
+            classes = _photo_classes(scheme, by_role["rgb"], photo, ndsm)
+        classes = np.where(photo[1], scheme.to_openearthmap_lut()[classes], 0)
+        exemplars = choose(classes, photo[0], _sample_squares(by_role["rgb"], EXEMPLAR_PX), EXEMPLAR_PX)
+    return shares, height, exemplars
+
+
+def _photo_sample(r: Raster, rgb_rules: tuple[bool, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The orthophoto's sample: ((rows, cols, 3) colours in [0, 1], where it has data)."""
+    data = _decimated(r, Resampling.average)
+    valid = declared_valid(r, data, data[3] if rgb_rules[0] else None, None) & ~black_frame(data[:3])
+    return np.moveaxis(scale(data[:3], *rgb_rules[1]), 0, -1), valid
+
+
+def _photo_classes(scheme, r: Raster, photo: tuple[np.ndarray, np.ndarray], ndsm: np.ndarray | None) -> np.ndarray:
+    rgb = photo[0]
+    cell = r.res[0] if r.res else 1.0
+    return classify(scheme, rgb, None, None if ndsm is None else nearest(np.nan_to_num(ndsm), rgb.shape[:2]), cell ** 2)
 
 
 def _median(values: np.ndarray, mask: np.ndarray) -> float | None:
@@ -223,7 +265,7 @@ def _open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, flo
     by_role = {r.role: r for r in rasters}
     rgb_rules = _rgb_rules(by_role["rgb"]) if "rgb" in by_role else None
     heights, datum = _height_rules(by_role)
-    shares, building_height = _statistics(by_role, files.palette, heights, rgb_rules)
+    shares, building_height, exemplars = _statistics(by_role, files.palette, heights, rgb_rules)
     inputs = WorldInputs(
         rasters=tuple(InputRaster(role=p.raster.role, path=str(p.raster.path), bytes=p.raster.path.stat().st_size,
                                   bounds=_world_bounds(p, ref), shape=p.raster.shape, flip=p.raster.flip,
@@ -231,7 +273,7 @@ def _open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, flo
                                   value_range=rgb_rules[1] if p.raster.role == "rgb" else (0.0, 1.0))
                       for p in placed),
         palette=files.palette, heights=heights, datum=round(datum, 3), bounds=_world_bounds(ref, ref),
-        shares=shares, building_height=building_height)
+        shares=shares, building_height=building_height, exemplars=exemplars)
     r = ref.raster
     crs = None if not r.located else (f"EPSG:{r.crs.to_epsg()}" if r.crs.to_epsg() else r.crs.to_wkt())
     units = "degree" if r.located and r.crs.is_geographic else "metre"
@@ -292,13 +334,13 @@ def read_window(r: InputRaster, rect: tuple[float, float, float, float], factor:
         return None
     rows = (r0 * factor, min(r1 * factor, r.shape[0]))
     cols = (c0 * factor, min(c1 * factor, r.shape[1]))
-    data = _read_pixels(r, rows, cols, as_values)
+    data = read_pixels(r, rows, cols, as_values)
     if factor > 1:
         data = _block_mean(data, factor)
     return RasterWindow(r, data, factor, r0, c0)
 
 
-def _read_pixels(r: InputRaster, rows: tuple[int, int], cols: tuple[int, int], as_values: bool) -> np.ndarray:
+def read_pixels(r: InputRaster, rows: tuple[int, int], cols: tuple[int, int], as_values: bool) -> np.ndarray:
     """North-up pixel rows/cols of the raster, read through a window of the file: float32 data with
     NaN where there is none (``as_values``), else the stored values."""
     header = open_raster(r.role, Path(r.path), max_pixels=1 << 62)
@@ -311,6 +353,24 @@ def _read_pixels(r: InputRaster, rows: tuple[int, int], cols: tuple[int, int], a
     out = np.ma.getdata(data).astype(np.float32)
     out[:, np.ma.getmaskarray(data).any(0) | ~np.isfinite(out[0])] = np.nan
     return out
+
+
+def read_squares(r: InputRaster, origins: tuple[tuple[int, int], ...], side: int, factor: int) -> np.ndarray:
+    """(E, S, S, 3) the photo's squares of ``side`` pixels at north-up pixel ``origins``, averaged
+    in ``factor`` x ``factor`` blocks (S = side // factor, at least 1), no data as mid grey: one read
+    of their bounding rows and columns when that is small enough, else one read each."""
+    rows = min(o[0] for o in origins), max(o[0] for o in origins) + side
+    cols = min(o[1] for o in origins), max(o[1] for o in origins) + side
+    whole = None
+    if (rows[1] - rows[0]) * (cols[1] - cols[0]) <= WHOLE_READ_PIXELS:
+        whole = read_pixels(r, rows, cols, True)
+    cells = max(side // factor, 1)
+    squares = []
+    for row, col in origins:
+        square = (read_pixels(r, (row, row + side), (col, col + side), True) if whole is None
+                  else whole[:, row - rows[0]:row - rows[0] + side, col - cols[0]:col - cols[0] + side])
+        squares.append(np.moveaxis(_block_mean(square[:, :cells * factor, :cells * factor], factor), 0, -1))
+    return np.nan_to_num(np.stack(squares), nan=0.5).astype(np.float32)
 
 
 def _photo(r: InputRaster, header: Raster, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:

@@ -26,7 +26,8 @@ FORMAT = "satforge.world/1"
 # What chunks show, as the code that makes them draws it: bump with every change to a chunk's bytes
 # (the generator, the view of the world, meshing, baking). A world holds chunks of one content, so
 # its neighbours meet at every border; manifests written before it was recorded hold content 0.
-CONTENT = 3  # 3: coarser LODs simplify the finer LOD's tops. 2: water and roads go on past the input; mottled ground
+CONTENT = 4  # 4: the continuation's ground and crowns textured from the photo. 3: coarser LODs
+# simplify the finer LOD's tops. 2: water and roads go on past the input; mottled ground
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,14 @@ containing the anchor owns the whole object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.landcover.noise import hash_uniform, value_noise
+
+if TYPE_CHECKING:
+    from .exemplars import Texture
 
 ROAD_PERIOD, ROAD_WIDTH = 96.0, 7.0   # metres; a road runs along x' (or y') mod period < width
 GRID_SHIFT = 41.0                     # x' = x - shift: road and lot edges never fall on chunk borders
@@ -176,6 +180,7 @@ class Procedural:
 
     seed: int
     style: Style = field(default_factory=Style)
+    texture: Texture | None = None  # the input photo's (``exemplars``); None: the palette, COLOURS
 
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Terrain height (metres above the world datum); water is flat."""
@@ -198,7 +203,13 @@ class Procedural:
     def colour_of(self, class_id: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(..., 3) float32 sRGB albedo of ground of OpenEarthMap classes ``class_id`` at positions,
         shaded as this world shades its ground."""
-        return class_colour(class_id, _shade(self.seed, x, y))
+        class_id, x, y = np.broadcast_arrays(class_id, x, y)
+        shade = _shade(self.seed, x, y)
+        colour = class_colour(class_id, shade)
+        if self.texture is not None:
+            has = self.texture.has(class_id)
+            colour[has] = np.clip(self.texture.colour(class_id[has], x[has], y[has]) * shade[has][:, None], 0, 1)
+        return colour
 
     def _footprint(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """(lot ix, iy, building level, footprint x0, y0, x1, y1) of each position's lot: its building
@@ -365,8 +376,12 @@ class Procedural:
         t_in &= ~b_in
         cls = np.where(b_in, BUILDING, np.where(t_in, TREE, 0)).astype(np.uint8)
         height = np.where(b_in, b_h, np.where(t_in, t_h, 0)).astype(np.float32)
-        colour = np.where(b_in[..., None], b_rgb, t_rgb) * _shade(self.seed, x, y)[..., None]
+        colour = np.where(b_in[..., None], b_rgb, t_rgb)
         anchor = np.where(b_in[..., None], b_anchor, np.where(t_in[..., None], t_anchor, np.nan))
+        if self.texture is not None:  # the photo's roofs and canopy
+            on = self.texture.has(cls)
+            colour[on] = self.texture.object_colour(cls[on], x[on], y[on], anchor[on])
+        colour = colour * _shade(self.seed, x, y)[..., None]
         return Objects(cls, height, np.clip(colour, 0, 1).astype(np.float32), anchor)
 
 

@@ -3,9 +3,10 @@ its window, and the objects it owns. Two kinds of world:
 
 - ``ProceduralView``: the seeded procedural world alone (``source``).
 - ``InputView``: the input rasters, read for this chunk's window only, with the procedural world
-  beyond them. Past the input's edge the ground eases from the input's edge value into the
-  procedural relief over HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the
-  distance to the input area), so there is no step or line at the hand-over; continued water
+  beyond them (painted with the photo's own texture where there is one: ``exemplars``). Past
+  the input's edge the ground eases from the input's edge value into the procedural relief over
+  HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the distance to the input
+  area), so there is no step or line at the hand-over; continued water
   stays at the edge's level, its banks rising to the relief over BANK_M. What the edge cuts
   goes on beyond it: water and roads that cross it straight out, at the width they cross it with,
   ending round at MIRROR_M (``_edge_profiles``); trees up to
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -50,10 +51,11 @@ from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.landcover import building_heights, classify, first_cells, tree_heights, wood_heights
 from ..core.landcover.noise import value_noise
-from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
+from ..core.schemes import SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
-from .inputs import RasterWindow, block_factor, read_window
+from .exemplars import Exemplars, Texture
+from .inputs import InputRaster, RasterWindow, block_factor, read_squares, read_window
 from .layout import WorldSpec
 
 HANDOVER_M = 64.0
@@ -209,6 +211,7 @@ class ProceduralView:
         self.world = source.Procedural(window.spec.seed, window.spec.style)
         self.scheme = get_scheme(window.spec.palette)
         self.from_oem = self.scheme.openearthmap_lut()  # procedural classes are OpenEarthMap ids
+        self.to_oem = self.scheme.to_openearthmap_lut()
 
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.world.ground(x, y)
@@ -246,6 +249,13 @@ class ProceduralView:
         tile = _tile(self.window, self.scheme, valid, image_valid, np.where(owned, obj.height, 0), classes,
                      rgb, 1, self.ground(wx, wy))
         return ObjectTile(tile, np.zeros(owned.shape, bool))
+
+
+@lru_cache(maxsize=2)
+def _texture(seed: int, photo: InputRaster, exemplars: Exemplars, factor: int) -> Texture:
+    """The continuation's texture of a world's photo, read once per process."""
+    origins = tuple(o for _, run in exemplars.squares for o in run)
+    return Texture.of(seed, exemplars, read_squares(photo, origins, exemplars.side, factor), photo.px[0])
 
 
 def _valid(owned: np.ndarray, per_cell: int) -> tuple[np.ndarray, np.ndarray]:
@@ -294,6 +304,10 @@ class InputView(ProceduralView):
             return None if r is None else read_window(r, rect, block_factor(r, cell))
 
         self.rgb = windowed("rgb", spec.gsd / 2)
+        if inputs.exemplars is not None:  # the continuation painted with the photo's own texture
+            photo = inputs.raster("rgb")
+            texture = _texture(spec.seed, photo, inputs.exemplars, block_factor(photo, spec.gsd / 2))
+            self.world = source.Procedural(spec.seed, spec.style, texture)
         self.rgb_coarse = windowed("rgb", EDGE_CELL_M)  # block means: the hand-over's calm edge colour
         self.surface = windowed("height", spec.gsd)
         self.dtm = windowed("dtm", spec.gsd)
@@ -627,10 +641,12 @@ class InputView(ProceduralView):
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         if on_feature.any():
             procedural[on_feature] = self.world.colour_of(
-                _openearthmap_class(self.scheme, continued[on_feature]), x[on_feature], y[on_feature])
-        eased = (1 - ease) * photo + ease * procedural
-        fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
-        return np.where(missing, fallback, eased).astype(np.float32)
+                self.to_oem[continued[on_feature]], x[on_feature], y[on_feature])
+        colour = np.where(missing, procedural, (1 - ease) * photo + ease * procedural)
+        fill = missing[..., 0] & known  # no photo, a known class: that class's colour
+        if fill.any():
+            colour[fill] = self.world.colour_of(self.to_oem[ids[fill]], x[fill], y[fill])
+        return colour.astype(np.float32)
 
     def _edge_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(N, 3) colour of the photo around the nearest point of the input area: the mean of
@@ -782,19 +798,6 @@ def _across_borders(large: np.ndarray, window: Window) -> np.ndarray:
         for index in (inner, outer):
             keep[_on_line(axis, index)] &= both
     return large & ~keep
-
-
-def _openearthmap_class(scheme, class_id: np.ndarray) -> np.ndarray:
-    """The OpenEarthMap class standing for each of a scheme's classes' surface kind."""
-    lut = np.zeros(256, np.uint8)
-    for cid, kind in scheme.kinds.items():
-        lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
-    return lut[class_id]
-
-
-def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
-    """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
-    return source.class_colour(_openearthmap_class(scheme, class_id))
 
 
 def _within(rect: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> bool:
