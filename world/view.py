@@ -5,12 +5,12 @@ its window, and the objects it owns. Two kinds of world:
 - ``InputView``: the input rasters, read for this chunk's window only, with the procedural world
   beyond them (painted with the photo's own texture where there is one: ``exemplars``). Past
   the input's edge the ground eases from the input's edge value into the procedural relief over
-  HANDOVER_M, and the colour over COLOUR_HANDOVER_M (smoothstep of the distance to the input
-  area), so there is no step or line at the hand-over; continued water
-  stays at the edge's level, its banks rising to the relief over BANK_M. What the edge cuts
-  goes on beyond it: water and roads that cross it straight out, at the width they cross it with,
-  ending round at MIRROR_M (``_edge_profiles``); trees up to
-  about OBJECT_MIRROR_M and buildings up to source.MIRRORED_M taken from the input's mirror image
+  HANDOVER_M, and the colour, the photo's mirror image there, over COLOUR_HANDOVER_M (smoothstep
+  of the distance to the input area), so there is no step or line at the hand-over and no edge
+  pixel is drawn out into streaks; continued water stays at the edge's level, its banks rising to
+  the relief over BANK_M. What the edge cuts goes on beyond it: water and roads that cross it
+  straight out, at the width they cross it with, ending round at MIRROR_M (``_edge_profiles``);
+  trees up to about OBJECT_MIRROR_M and buildings up to source.MIRRORED_M taken from the input's mirror image
   across the edge (the reflection), so an object the edge cuts becomes a whole one (a canopy with
   a rim, a building with its walls) instead of ending in a cliff. Objects' mirror images are
   sheared along the edge by the buildings' slant there, so slanted buildings go on straight, not as
@@ -59,9 +59,7 @@ from .inputs import InputRaster, RasterWindow, block_factor, read_squares, read_
 from .layout import WorldSpec
 
 HANDOVER_M = 64.0
-COLOUR_HANDOVER_M = 16.0
-EDGE_CELL_M = 4.0       # the hand-over's edge colour: the photo in blocks of this side ...
-EDGE_SAMPLES = 5        # ... sampled EDGE_SAMPLES x EDGE_SAMPLES times, EDGE_CELL_M apart, and averaged
+COLOUR_HANDOVER_M = 6.0
 VALID_RIM = 3            # analysis cells of ground kept around owned objects (walls meet it)
 MIRROR_M = 96.0          # water and roads the input's edge cuts go on this far beyond it ...
 # ... where they cross it: (depth, share, least, most): they fill more than ``share`` of the first
@@ -308,7 +306,6 @@ class InputView(ProceduralView):
             photo = inputs.raster("rgb")
             texture = _texture(spec.seed, photo, inputs.exemplars, block_factor(photo, spec.gsd / 2))
             self.world = source.Procedural(spec.seed, spec.style, texture)
-        self.rgb_coarse = windowed("rgb", EDGE_CELL_M)  # block means: the hand-over's calm edge colour
         self.surface = windowed("height", spec.gsd)
         self.dtm = windowed("dtm", spec.gsd)
         self.estimated = self._estimates(estimator, settings) if estimator is not None else {}
@@ -621,22 +618,24 @@ class InputView(ProceduralView):
             yield axis, (first if lo < at < hi else None), inward
 
     def ground_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The photo (past its edge, its smoothed edge colour eased into the procedural colours);
-        where it has no data, the colour of the known class, else the procedural colour."""
+        """The photo; past its edge, its mirror image eased into the continuation's colours (so
+        the colour runs on from the edge without a line and without the edge pixels drawn out as
+        streaks); where it has no data, the colour of the known class, else the procedural colour."""
         ids, known = self._known(x, y)
         continued = self._continued(x, y)
         on_feature = continued > 0  # continued water or road
         photo = np.moveaxis(self._sample(self.rgb, x, y, bands=3), 0, -1)
         distance = self._outside(x, y)
+        ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         band = (distance > 0) & (distance < COLOUR_HANDOVER_M)  # further out the procedural colour alone shows
         if band.any() and self.rgb is not None:
-            photo[band] = self._edge_colour(x[band], y[band])
-            own = band & on_feature  # their own texture, reflected, where the reflection shows them
-            rx, ry = self._reflected(x[own], y[own])
-            shows = self.cell_classes[self.cells.index(rx, ry)] == continued[own]
-            own[own] = shows
-            photo[own] = np.moveaxis(self._sample(self.rgb, rx[shows], ry[shows], bands=3), 0, -1)
-        ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
+            rx, ry = self._reflected(x[band], y[band])
+            photo[band] = np.moveaxis(self._sample(self.rgb, rx, ry, bands=3), 0, -1)
+            # Continued water and roads show their own texture where the mirror holds something
+            # else (a slanted road's mirror image bends back).
+            stray = np.zeros_like(band)
+            stray[band] = on_feature[band] & (self.cell_classes[self.cells.index(rx, ry)] != continued[band])
+            ease[stray] = 1.0
         missing = np.isnan(photo).any(-1, keepdims=True)
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         if on_feature.any():
@@ -647,25 +646,6 @@ class InputView(ProceduralView):
         if fill.any():
             colour[fill] = self.world.colour_of(self.to_oem[ids[fill]], x[fill], y[fill])
         return colour.astype(np.float32)
-
-    def _edge_colour(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(N, 3) colour of the photo around the nearest point of the input area: the mean of
-        EDGE_SAMPLES² samples, EDGE_CELL_M apart and all inside the area, of the photo's EDGE_CELL_M
-        block means. Repeating the edge pixels outward draws streaks; this is a calm colour that
-        changes only slowly along the edge (and depends only on world position)."""
-        w, s, e, n = self.inputs.bounds
-        # It depends only on the nearest point of the area, shared by every position across from it.
-        edge_points, back = np.unique(np.stack(self._clamped(x, y), -1), axis=0, return_inverse=True)
-        cx, cy = edge_points.T
-        offsets = (np.arange(EDGE_SAMPLES) - (EDGE_SAMPLES - 1) / 2) * EDGE_CELL_M
-        ox, oy = np.meshgrid(offsets, offsets)
-        px = np.clip(cx[:, None] + ox.ravel(), w, e)
-        py = np.clip(cy[:, None] + oy.ravel(), s, n)
-        samples = self._sample(self.rgb_coarse, px, py, bands=3)  # (3, N, K), NaN where the photo has none
-        seen = np.isfinite(samples)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(seen, samples, 0).sum(-1) / seen.sum(-1)  # NaN where none was seen
-        return np.moveaxis(mean, 0, -1)[back.ravel()]
 
     def object_tile(self, photo_context: bool = True) -> ObjectTile | None:
         """The chunk's objects on its window (see ``ObjectTile``), None where it owns none; the
