@@ -51,7 +51,7 @@ from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.landcover import building_heights, classify, first_cells, tree_heights, wood_heights
 from ..core.landcover.noise import value_noise
-from ..core.schemes import SurfaceKind, get_scheme
+from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
 from .exemplars import Exemplars, Texture
@@ -209,7 +209,6 @@ class ProceduralView:
         self.world = source.Procedural(window.spec.seed, window.spec.style)
         self.scheme = get_scheme(window.spec.palette)
         self.from_oem = self.scheme.openearthmap_lut()  # procedural classes are OpenEarthMap ids
-        self.to_oem = self.scheme.to_openearthmap_lut()
 
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.world.ground(x, y)
@@ -640,12 +639,10 @@ class InputView(ProceduralView):
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         if on_feature.any():
             procedural[on_feature] = self.world.colour_of(
-                self.to_oem[continued[on_feature]], x[on_feature], y[on_feature])
-        colour = np.where(missing, procedural, (1 - ease) * photo + ease * procedural)
-        fill = missing[..., 0] & known  # no photo, a known class: that class's colour
-        if fill.any():
-            colour[fill] = self.world.colour_of(self.to_oem[ids[fill]], x[fill], y[fill])
-        return colour.astype(np.float32)
+                _openearthmap_class(self.scheme, continued[on_feature]), x[on_feature], y[on_feature])
+        eased = (1 - ease) * photo + ease * procedural
+        fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
+        return np.where(missing, fallback, eased).astype(np.float32)
 
     def object_tile(self, photo_context: bool = True) -> ObjectTile | None:
         """The chunk's objects on its window (see ``ObjectTile``), None where it owns none; the
@@ -778,6 +775,19 @@ def _across_borders(large: np.ndarray, window: Window) -> np.ndarray:
         for index in (inner, outer):
             keep[_on_line(axis, index)] &= both
     return large & ~keep
+
+
+def _openearthmap_class(scheme, class_id: np.ndarray) -> np.ndarray:
+    """The OpenEarthMap class standing for each of a scheme's classes' surface kind."""
+    lut = np.zeros(256, np.uint8)
+    for cid, kind in scheme.kinds.items():
+        lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
+    return lut[class_id]
+
+
+def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
+    """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
+    return source.class_colour(_openearthmap_class(scheme, class_id))
 
 
 def _within(rect: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> bool:
