@@ -71,7 +71,7 @@ def choose(classes: np.ndarray, rgb: np.ndarray, squares: list[tuple[int, int, i
     return Exemplars(side, tuple(chosen)) if chosen else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared and hashed as objects
 class Texture:
     """Exemplars ready to paint with: ``detail`` (E, S, S, 3) float32 north-up (each square less its
     ``tone``, its mean colour (E, 3)), every class's run of them (``first``, ``count``, by

@@ -235,6 +235,7 @@ def _photo_sample(r: Raster, rgb_rules: tuple[bool, tuple[float, float]]) -> tup
 
 
 def _photo_classes(scheme, r: Raster, photo: tuple[np.ndarray, np.ndarray], ndsm: np.ndarray | None) -> np.ndarray:
+    """The land cover of the photo's sample by the photo-only rules (with the nDSM where there is one)."""
     rgb = photo[0]
     cell = r.res[0] if r.res else 1.0
     return classify(scheme, rgb, None, None if ndsm is None else nearest(np.nan_to_num(ndsm), rgb.shape[:2]), cell ** 2)

@@ -17,7 +17,8 @@ Content (OpenEarthMap class ids):
   anywhere in its cell (so crowns now and then touch or overlap: clusters and glades, no lattice;
   where they overlap the higher crown shows), height hashed from the cell index; in towns too, as
   garden trees clear of their lot's building.
-A world over input rasters sets the Style from the inputs' statistics (``style_from_shares``), so
+A world over input rasters sets the Style from the inputs' statistics (``style_from_shares``), and
+over a photo paints its ground, roofs and crowns with the photo's own texture (``exemplars``), so
 the continuation looks like the place it continues.
 Objects (buildings, trees) carry an anchor point (footprint corner, crown centre): the chunk
 containing the anchor owns the whole object.
@@ -201,8 +202,8 @@ class Procedural:
         return self.colour_of(self.ground_class(x, y), x, y)
 
     def colour_of(self, class_id: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(..., 3) float32 sRGB albedo of ground of OpenEarthMap classes ``class_id`` at positions,
-        shaded as this world shades its ground."""
+        """(..., 3) float32 sRGB albedo of ground of OpenEarthMap classes ``class_id`` at positions
+        (the photo's texture where the world has one), shaded as this world shades its ground."""
         class_id, x, y = np.broadcast_arrays(class_id, x, y)
         shade = _shade(self.seed, x, y)
         colour = class_colour(class_id, shade)
@@ -368,6 +369,7 @@ class Procedural:
 
     def objects(self, x: np.ndarray, y: np.ndarray) -> Objects:
         """Buildings and trees (buildings win where a crown would reach a lot)."""
+        x, y = np.broadcast_arrays(x, y)
         b_in, b_h, b_rgb, b_anchor = self._buildings(x, y)
         t_in, t_h, t_rgb, t_anchor = self._trees(x, y)
         a_in, a_h, a_rgb, a_anchor = self._avenues(x, y)
