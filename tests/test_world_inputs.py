@@ -477,3 +477,24 @@ def test_the_continuation_wears_the_photos_own_texture(city_tile, tmp_path):
     built = objects.class_id == BUILDING
     assert built.mean() > 0.02
     np.testing.assert_allclose(chroma(objects.colour[built]), blue / blue.sum(), atol=0.03)
+
+
+def test_the_photos_texture_shows_no_lattice():
+    """The continuation's texture blends its exemplars without seams: the colour steps between
+    points 5 cm apart across the exemplars' pixel edges are alike wherever those edges lie in the
+    lattice's cells (a tiling of the squares would step harder at the squares' edges, drawing a
+    grid), and the texture keeps its exemplars' contrast."""
+    from satforge.world.exemplars import Exemplars, Texture
+
+    rng = np.random.default_rng(1)
+    pixels = ndimage.gaussian_filter(rng.random((4, 16, 16, 3)), (0, 1.5, 1.5, 0)).astype(np.float32)
+    squares = ((RANGELAND, ((0, 0), (0, 16), (16, 0), (16, 16))),)
+    texture = Texture.of(3, Exemplars(16, squares), pixels, 0.25)  # 4 m squares on a 2 m lattice
+    x = np.arange(0.0, 400.0, 0.05)
+    colour = texture.colour(np.full(x.shape, RANGELAND), x, np.full(x.shape, 7.3))
+    steps = np.abs(np.diff(colour, axis=0)).mean(-1)
+    edge = np.floor((x / texture.cell - 0.5) * 8)  # 16 pixels over the 2 cells an exemplar spans
+    crossed = np.flatnonzero(np.diff(edge) != 0)
+    by_phase = [steps[crossed[edge[crossed + 1] % 8 == phase]].mean() for phase in range(8)]
+    assert max(by_phase) < 1.5 * np.median(by_phase), by_phase
+    assert colour.std(0).mean() > 0.7 * pixels.std((1, 2)).mean()
