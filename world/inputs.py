@@ -180,18 +180,28 @@ def _height_rules(by_role: dict[str, Raster]) -> tuple[str, float]:
     return height_mode(surface, terrain)
 
 
-def _rgb_rules(r: Raster) -> tuple[bool, tuple[float, float]]:
-    """(4th band is alpha, stored value range) of the orthophoto."""
+@dataclass
+class _PhotoSample:
+    """The orthophoto's whole-file decisions and its sample (``_decimated``), from one read."""
+
+    alpha: bool                            # a 4th band that is alpha (0 = no data)
+    stored_range: tuple[float, float]      # stored values mapped to 0 and 1
+    rgb: np.ndarray                        # (rows, cols, 3) colours in [0, 1]
+    valid: np.ndarray                      # (rows, cols) where it has data
+
+
+def _photo_sample(r: Raster) -> _PhotoSample:
+    """The orthophoto's rules (core/inputs/rules.py) and sample, checked as an orthophoto."""
     check_orthophoto(r)
     data = _decimated(r, Resampling.nearest)
     alpha = r.count == 4 and not fourth_band_is_nir(r, data[3])
-    valid = declared_valid(r, data, data[3] if alpha else None, None)
-    return alpha, value_range(data[:3], valid & ~black_frame(data[:3]), r.dtype)
+    valid = declared_valid(r, data, data[3] if alpha else None, None) & ~black_frame(data[:3])
+    stored_range = value_range(data[:3], valid, r.dtype)
+    return _PhotoSample(alpha, stored_range, np.moveaxis(scale(data[:3], *stored_range), 0, -1), valid)
 
 
 def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
-                rgb_rules: tuple[bool, tuple[float, float]] | None
-                ) -> tuple[tuple[float, float], float | None, Exemplars | None]:
+                photo: _PhotoSample | None) -> tuple[tuple[float, float], float | None, Exemplars | None]:
     """Building and tree cover, the median building height and the photo's texture exemplars of
     the input area (decimated)."""
     scheme = get_scheme(palette)
@@ -201,7 +211,6 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
     if heights == "dsm-dtm":
         dtm = _metres(_decimated(by_role["dtm"], Resampling.average), by_role["dtm"].nodata)
         ndsm = np.clip(ndsm - nearest(dtm, ndsm.shape), 0, None)
-    photo = _photo_sample(by_role["rgb"], rgb_rules) if rgb_rules is not None else None
     if "semantic" in by_role:
         classes = read_class_values(by_role["semantic"], scheme, _decimated(by_role["semantic"], Resampling.nearest))
     elif photo is not None:
@@ -220,23 +229,16 @@ def _statistics(by_role: dict[str, Raster], palette: str, heights: str,
         height = _median(ndsm, nearest(kinds, ndsm.shape) == SurfaceKind.BUILDING)
     exemplars = None
     if photo is not None:  # classes on the photo's own sample (a semantic map of another grid: the photo's)
-        if classes.shape != photo[0].shape[:2]:
+        if classes.shape != photo.valid.shape:
             classes = _photo_classes(scheme, by_role["rgb"], photo, ndsm)
-        classes = np.where(photo[1], scheme.to_openearthmap_lut()[classes], 0)
-        exemplars = choose(classes, photo[0], _sample_squares(by_role["rgb"], EXEMPLAR_PX), EXEMPLAR_PX)
+        classes = np.where(photo.valid, scheme.to_openearthmap_lut()[classes], 0)
+        exemplars = choose(classes, photo.rgb, _sample_squares(by_role["rgb"], EXEMPLAR_PX), EXEMPLAR_PX)
     return shares, height, exemplars
 
 
-def _photo_sample(r: Raster, rgb_rules: tuple[bool, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """The orthophoto's sample: ((rows, cols, 3) colours in [0, 1], where it has data)."""
-    data = _decimated(r, Resampling.average)
-    valid = declared_valid(r, data, data[3] if rgb_rules[0] else None, None) & ~black_frame(data[:3])
-    return np.moveaxis(scale(data[:3], *rgb_rules[1]), 0, -1), valid
-
-
-def _photo_classes(scheme, r: Raster, photo: tuple[np.ndarray, np.ndarray], ndsm: np.ndarray | None) -> np.ndarray:
+def _photo_classes(scheme, r: Raster, photo: _PhotoSample, ndsm: np.ndarray | None) -> np.ndarray:
     """The land cover of the photo's sample by the photo-only rules (with the nDSM where there is one)."""
-    rgb = photo[0]
+    rgb = photo.rgb
     cell = r.res[0] if r.res else 1.0
     return classify(scheme, rgb, None, None if ndsm is None else nearest(np.nan_to_num(ndsm), rgb.shape[:2]), cell ** 2)
 
@@ -264,14 +266,14 @@ def _open_inputs(files: InputFiles) -> tuple[WorldInputs, str | None, float, flo
     check_same_place(placed)
     ref = reference(placed)
     by_role = {r.role: r for r in rasters}
-    rgb_rules = _rgb_rules(by_role["rgb"]) if "rgb" in by_role else None
+    photo = _photo_sample(by_role["rgb"]) if "rgb" in by_role else None
     heights, datum = _height_rules(by_role)
-    shares, building_height, exemplars = _statistics(by_role, files.palette, heights, rgb_rules)
+    shares, building_height, exemplars = _statistics(by_role, files.palette, heights, photo)
     inputs = WorldInputs(
         rasters=tuple(InputRaster(role=p.raster.role, path=str(p.raster.path), bytes=p.raster.path.stat().st_size,
                                   bounds=_world_bounds(p, ref), shape=p.raster.shape, flip=p.raster.flip,
-                                  alpha=bool(rgb_rules and rgb_rules[0]) if p.raster.role == "rgb" else False,
-                                  value_range=rgb_rules[1] if p.raster.role == "rgb" else (0.0, 1.0))
+                                  alpha=photo.alpha if p.raster.role == "rgb" else False,
+                                  value_range=photo.stored_range if p.raster.role == "rgb" else (0.0, 1.0))
                       for p in placed),
         palette=files.palette, heights=heights, datum=round(datum, 3), bounds=_world_bounds(ref, ref),
         shares=shares, building_height=building_height, exemplars=exemplars)
