@@ -56,12 +56,18 @@ class ClassScheme:
         lut[:len(self.from_openearthmap)] = self.from_openearthmap
         return lut
 
-    def to_openearthmap_lut(self) -> np.ndarray:
-        """(256,) uint8 lookup: class id -> the OpenEarthMap class it is, else the one standing for
-        its surface kind (OPENEARTHMAP_CLASS_FOR_KIND); 0 for ids outside the scheme."""
+    def openearthmap_by_kind_lut(self) -> np.ndarray:
+        """(256,) uint8 lookup: class id -> the OpenEarthMap class standing for its surface kind
+        (OPENEARTHMAP_CLASS_FOR_KIND); 0 for ids outside the scheme."""
         lut = np.zeros(256, np.uint8)
         for cid, kind in self.kinds.items():
             lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
+        return lut
+
+    def to_openearthmap_lut(self) -> np.ndarray:
+        """(256,) uint8 lookup: class id -> the OpenEarthMap class it is, else the one standing for
+        its surface kind (``openearthmap_by_kind_lut``); 0 for ids outside the scheme."""
+        lut = self.openearthmap_by_kind_lut()
         for oem, cid in enumerate(self.from_openearthmap):
             if oem and cid:
                 lut[cid] = oem

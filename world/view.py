@@ -51,7 +51,7 @@ from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.landcover import building_heights, classify, first_cells, tree_heights, wood_heights
 from ..core.landcover.noise import value_noise
-from ..core.schemes import OPENEARTHMAP_CLASS_FOR_KIND, SurfaceKind, get_scheme
+from ..core.schemes import SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
 from .exemplars import Exemplars, Texture
@@ -639,7 +639,7 @@ class InputView(ProceduralView):
         procedural = _only_where((ease[..., 0] > 0) | (missing[..., 0] & ~known), self.world.ground_colour, x, y, (3,))
         if on_feature.any():
             procedural[on_feature] = self.world.colour_of(
-                _openearthmap_class(self.scheme, continued[on_feature]), x[on_feature], y[on_feature])
+                self.scheme.openearthmap_by_kind_lut()[continued[on_feature]], x[on_feature], y[on_feature])
         eased = (1 - ease) * photo + ease * procedural
         fallback = np.where(known[..., None], _kind_colour(self.scheme, ids), procedural)
         return np.where(missing, fallback, eased).astype(np.float32)
@@ -777,17 +777,9 @@ def _across_borders(large: np.ndarray, window: Window) -> np.ndarray:
     return large & ~keep
 
 
-def _openearthmap_class(scheme, class_id: np.ndarray) -> np.ndarray:
-    """The OpenEarthMap class standing for each of a scheme's classes' surface kind."""
-    lut = np.zeros(256, np.uint8)
-    for cid, kind in scheme.kinds.items():
-        lut[cid] = OPENEARTHMAP_CLASS_FOR_KIND[kind]
-    return lut[class_id]
-
-
 def _kind_colour(scheme, class_id: np.ndarray) -> np.ndarray:
     """Colours of a scheme's classes by their surface kind (inputs without a photo)."""
-    return source.class_colour(_openearthmap_class(scheme, class_id))
+    return source.class_colour(scheme.openearthmap_by_kind_lut()[class_id])
 
 
 def _within(rect: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> bool:
