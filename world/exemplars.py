@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..core.landcover.noise import hash_uniform
+from ..core.landcover.noise import hash_uniform, smoothstep
 from .source import BARE, BUILDING, COLOURS, DEVELOPED, FIELD, RANGE, ROAD, TREE, WATER
 
 CLASSES = (BARE, RANGE, DEVELOPED, ROAD, TREE, WATER, FIELD, BUILDING)
@@ -135,7 +135,7 @@ class Texture:
         class_id, x, y, tone = class_id.ravel(), x.ravel(), y.ravel(), tone.reshape(-1, 3)
         u, v = x / self.cell - 0.5, y / self.cell - 0.5
         iu, iv = np.floor(u), np.floor(v)
-        su, sv = _smoothstep(u - iu), _smoothstep(v - iv)
+        su, sv = smoothstep(u - iu).astype(np.float32), smoothstep(v - iv).astype(np.float32)
         deviation, weights = np.zeros((len(x), 3), np.float32), np.zeros(len(x), np.float32)
         for a in (0, 1):
             for b in (0, 1):
@@ -157,7 +157,3 @@ def _turned(s: np.ndarray, t: np.ndarray, half_turn: np.ndarray, side: int) -> t
     furrows) keep their direction (a quarter turn or a mirror would cross-hatch them)."""
     s, t = np.where(half_turn, 1 - s, s), np.where(half_turn, 1 - t, t)
     return (np.clip((t * side).astype(np.int64), 0, side - 1), np.clip((s * side).astype(np.int64), 0, side - 1))
-
-
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    return (t * t * (3 - 2 * t)).astype(np.float32)

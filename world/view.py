@@ -50,7 +50,7 @@ from ..core.inputs.raster import open_raster
 from ..core.inputs.resample import nearest
 from ..core.inputs.semantic import read_class_values
 from ..core.landcover import building_heights, classify, first_cells, tree_heights, wood_heights
-from ..core.landcover.noise import value_noise
+from ..core.landcover.noise import smoothstep, value_noise
 from ..core.schemes import SurfaceKind, get_scheme
 from ..core.tile import Tile
 from . import source
@@ -280,11 +280,6 @@ def _only_where(mask: np.ndarray, fn, x: np.ndarray, y: np.ndarray, channels: tu
     return out
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3 - 2 * t)
-
-
 class InputView(ProceduralView):
     """The input rasters inside their area, the procedural world beyond, eased together."""
 
@@ -416,7 +411,7 @@ class InputView(ProceduralView):
 
     # -- the View ----------------------------------------------------------------------------------
     def ground(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        ease = _smoothstep(self._outside(x, y) / HANDOVER_M) * _smoothstep(self._from_water(x, y) / BANK_M)
+        ease = smoothstep(self._outside(x, y) / HANDOVER_M) * smoothstep(self._from_water(x, y) / BANK_M)
         return (1 - ease) * self._input_ground(x, y) + ease * self.world.ground(x, y)
 
     def _from_water(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -571,7 +566,7 @@ class InputView(ProceduralView):
         ax, ay = -np.sin(across), np.cos(across)
         slants = []
         for along, normal in ((ax, ay), (ay, ax)):
-            fade = _smoothstep((normal * normal - 0.25) / 0.25)  # 0 within 30 degrees of the edge, 1 from 45
+            fade = smoothstep((normal * normal - 0.25) / 0.25)  # 0 within 30 degrees of the edge, 1 from 45
             slant = np.clip(along * normal / np.maximum(normal * normal, 1e-6), -MAX_SLANT, MAX_SLANT)
             slants.append((clear * fade * slant, (clear > 0.5) & (fade == 0)))
         return slants[0], slants[1]
@@ -625,7 +620,7 @@ class InputView(ProceduralView):
         on_feature = continued > 0  # continued water or road
         photo = np.moveaxis(self._sample(self.rgb, x, y, bands=3), 0, -1)
         distance = self._outside(x, y)
-        ease = _smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
+        ease = smoothstep(distance / COLOUR_HANDOVER_M)[..., None]
         band = (distance > 0) & (distance < COLOUR_HANDOVER_M)  # further out the procedural colour alone shows
         if band.any() and self.rgb is not None:
             rx, ry = self._reflected(x[band], y[band])

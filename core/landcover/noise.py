@@ -25,6 +25,12 @@ def hash_uniform(seed: int, *coords: np.ndarray | int) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def smoothstep(t: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, smooth between (3t² - 2t³)."""
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
 def value_noise(seed: int, x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
     """Smooth noise in [0, 1) over metres (bilinear interpolation of hashed lattice values)."""
     gx, gy = x / cell, y / cell
